@@ -1,0 +1,193 @@
+"""params.yaml -> typed, validated settings.
+
+Each section of params.yaml is a frozen dataclass below, named like the section. Loading checks every key
+before any work starts: an unknown key, a value of the wrong type or outside its allowed set is reported by
+its dotted name (e.g. `filter.task`) together with the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import EcgCrnnError
+
+TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+SAMPLING_RATES = (100, 500)
+
+
+def _choices(*values: Any) -> dict:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    # 100 Hz (records100/, the reference recipe) or 500 Hz (records500/); only that folder is fetched and read.
+    sampling_rate: int = field(default=100, metadata=_choices(*SAMPLING_RATES))
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    # PhysioNet over HTTPS, an s3:// URL (PhysioNet's open-data bucket or a mirror), or a local directory.
+    source: str = "https://physionet.org/files/ptb-xl/1.0.3/"
+    # For S3-compatible mirrors (MinIO, SeaweedFS, ...); null means AWS itself.
+    s3_endpoint_url: str | None = None
+    # Unsigned (anonymous) S3 access, as PhysioNet's public bucket needs; false uses the usual AWS credentials.
+    s3_unsigned: bool = True
+    workers: int = 16
+    retries: int = 3
+    timeout_s: float = 60.0
+
+    def validate(self) -> None:
+        _positive("download.workers", self.workers)
+        _non_negative("download.retries", self.retries)
+        _positive("download.timeout_s", self.timeout_s)
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    task: str = field(default="subdiagnostic", metadata=_choices(*TASKS))
+    # Classes with fewer positive records than this are dropped (then records left without a label).
+    min_class_count: int = 0
+    # Keep only records whose report a cardiologist validated (`validated_by_human`).
+    validated_only: bool = False
+    # `all`: every record the database names must be on disk; `present`: use those that are (a partial mirror).
+    records: str = field(default="all", metadata=_choices("all", "present"))
+    # Processes that read the WFDB records.
+    workers: int = 2
+
+    def validate(self) -> None:
+        _non_negative("filter.min_class_count", self.min_class_count)
+        _positive("filter.workers", self.workers)
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    window_s: float = 2.5
+    stride_s: float = 1.25
+    train_folds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
+    val_folds: list[int] = field(default_factory=lambda: [9])
+    test_folds: list[int] = field(default_factory=lambda: [10])
+
+    def validate(self) -> None:
+        _positive("segment.window_s", self.window_s)
+        _positive("segment.stride_s", self.stride_s)
+        seen: dict[int, str] = {}
+        for name in ("train_folds", "val_folds", "test_folds"):
+            folds = getattr(self, name)
+            if not folds:
+                raise ConfigError(f"segment.{name}: must name at least one fold")
+            for fold in folds:
+                if not 1 <= fold <= 10:
+                    raise ConfigError(f"segment.{name}: fold {fold} is not in 1..10")
+                if fold in seen:
+                    raise ConfigError(f"segment.{name}: fold {fold} is already in segment.{seen[fold]}")
+                seen[fold] = name
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataSettings = field(default_factory=DataSettings)
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    filter: FilterSettings = field(default_factory=FilterSettings)
+    segment: SegmentSettings = field(default_factory=SegmentSettings)
+
+
+class ConfigError(EcgCrnnError):
+    pass
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be > 0, got {value!r}")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{key}: must be >= 0, got {value!r}")
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """Return `value` if it fits the annotation `tp` (ints are accepted for floats), else raise by key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'params'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]!s} (known keys{' in ' + prefix if prefix else ''}: {', '.join(fields)})"
+        )
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, raw[name], key)
+            continue
+        value = _check_type(key, raw[name], tp)
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        values[name] = value
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def from_dict(raw: dict) -> Params:
+    return _build(Params, raw, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every error names the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such parameters file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return from_dict(raw or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Data stages: download, label filtering, signal cache, segmentation, and synthetic PTB-XL."""

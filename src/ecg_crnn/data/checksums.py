@@ -1,0 +1,39 @@
+"""PhysioNet's SHA256SUMS.txt: parsing, writing and hashing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..errors import EcgCrnnError
+
+SUMS_NAME = "SHA256SUMS.txt"
+_CHUNK = 1 << 20
+
+
+def parse_sums(text: str, origin: str = SUMS_NAME) -> dict[str, str]:
+    """`<sha256>  <relative path>` per line -> {path: sha256}."""
+    sums: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise EcgCrnnError(f"{origin}:{lineno}: not a '<sha256>  <path>' line: {line[:80]!r}")
+        digest, path = parts
+        sums[path.strip().lstrip("*").removeprefix("./")] = digest.lower()
+    if not sums:
+        raise EcgCrnnError(f"{origin}: lists no files")
+    return sums
+
+
+def format_sums(sums: dict[str, str]) -> str:
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(sums.items()))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,155 @@
+"""The download stage: PTB-XL's files for one sampling rate, fetched in parallel and verified by sha256.
+
+Resumable by construction: a file reaches its final name only after its checksum matched, by an atomic
+rename from a staging folder, so a killed run leaves only whole, verified files behind; the next run
+re-hashes what is there, skips what matches and fetches the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import uuid
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..atomic import write_text
+from ..errors import EcgCrnnError
+from .checksums import SUMS_NAME, format_sums, parse_sums, sha256_file
+from .sources import Source
+
+CSV_FILES = ("ptbxl_database.csv", "scp_statements.csv")
+EXTRA_FILES = ("LICENSE.txt",)  # fetched when the source lists it
+STAGING = ".partial"
+
+
+class ChecksumMismatch(EcgCrnnError):
+    pass
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    wanted: int
+    already_verified: int
+    fetched: int
+    bytes_fetched: int
+
+
+class _HashingWriter:
+    def __init__(self, f):
+        self.f, self.h, self.n = f, hashlib.sha256(), 0
+
+    def write(self, chunk: bytes) -> int:
+        self.h.update(chunk)
+        self.n += len(chunk)
+        return self.f.write(chunk)
+
+
+def select_files(sums: dict[str, str], sampling_rate: int) -> dict[str, str]:
+    """The files one sampling rate needs: both CSVs, the license, and records100/ or records500/."""
+    missing = [name for name in CSV_FILES if name not in sums]
+    if missing:
+        raise EcgCrnnError(f"{SUMS_NAME} of the source does not list {', '.join(missing)}")
+    folder = f"records{sampling_rate}/"
+    chosen = {p: d for p, d in sums.items() if p in CSV_FILES or p in EXTRA_FILES or p.startswith(folder)}
+    if not any(p.startswith(folder) for p in chosen):
+        raise EcgCrnnError(f"{SUMS_NAME} of the source lists no file under {folder}")
+    return chosen
+
+
+def _fetch_one(source: Source, relpath: str, digest: str, out_dir: Path, staging: Path) -> int:
+    tmp = staging / f"{uuid.uuid4().hex}.part"
+    try:
+        with open(tmp, "wb") as f:
+            writer = _HashingWriter(f)
+            source.fetch(relpath, writer)
+        got = writer.h.hexdigest()
+        if got != digest:
+            raise ChecksumMismatch(
+                f"{relpath}: checksum mismatch (sha256 {got[:12]}…, {SUMS_NAME} says {digest[:12]}…); "
+                f"the file from {source.description} is corrupt or was tampered with, and was not kept"
+            )
+        final = out_dir / relpath
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        return writer.n
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _verified(out_dir: Path, files: dict[str, str], workers: int, progress: bool) -> set[str]:
+    """Files already in place whose sha256 matches (hashing releases the GIL, so threads scale)."""
+    present = [p for p in files if (out_dir / p).is_file()]
+    if not present:
+        return set()
+
+    def ok(p: str) -> bool:
+        return sha256_file(out_dir / p) == files[p]
+
+    with ThreadPoolExecutor(max(1, min(workers, os.cpu_count() or 1) * 2)) as pool:
+        results = list(
+            tqdm(pool.map(ok, present), total=len(present), desc="verify existing", unit="file",
+                 disable=not progress, mininterval=1.0, file=sys.stderr)
+        )
+    return {p for p, good in zip(present, results, strict=True) if good}
+
+
+def download(
+    source: Source, out_dir: Path, sampling_rate: int, workers: int = 16, progress: bool = True
+) -> DownloadReport:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sums_buf = _Buffer()
+    source.fetch(SUMS_NAME, sums_buf)
+    files = select_files(parse_sums(sums_buf.text(), f"{source.description} {SUMS_NAME}"), sampling_rate)
+
+    staging = out_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run are never trusted
+    staging.mkdir()
+    done = _verified(out_dir, files, workers, progress)
+    todo = sorted(set(files) - done)
+    print(
+        f"download: {len(files)} files for {sampling_rate} Hz from {source.description}: "
+        f"{len(done)} already verified, {len(todo)} to fetch",
+        file=sys.stderr,
+    )
+    fetched_bytes = 0
+    try:
+        if todo:
+            bar = tqdm(total=len(todo), desc="download", unit="file", disable=not progress,
+                       mininterval=1.0, file=sys.stderr)
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(_fetch_one, source, p, files[p], out_dir, staging) for p in todo]
+                for fut in futures:
+                    fut.add_done_callback(lambda _f: bar.update(1))
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                errors = [f.exception() for f in finished if f.exception() is not None]
+                if errors:
+                    for fut in futures:
+                        fut.cancel()
+                    wait(futures)
+                    raise errors[0]
+                fetched_bytes = sum(f.result() for f in futures)
+            bar.close()
+        # Written last: its presence with matching content marks a complete download.
+        write_text(out_dir / SUMS_NAME, format_sums(files))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DownloadReport(len(files), len(done), len(todo), fetched_bytes)
+
+
+class _Buffer:
+    def __init__(self):
+        self.parts: list[bytes] = []
+
+    def write(self, chunk: bytes) -> int:
+        self.parts.append(chunk)
+        return len(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.parts).decode("utf-8")

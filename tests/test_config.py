@@ -1,0 +1,53 @@
+import pytest
+
+from ecg_crnn.cli import main
+from ecg_crnn.config import ConfigError, from_dict, load_params
+
+from .conftest import REPO
+
+
+def test_repository_params_load_with_defaults():
+    params = load_params(REPO / "params.yaml")
+    assert params.filter.task == "subdiagnostic"
+    assert params.data.sampling_rate == 100
+    assert params.segment.test_folds == [10]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"filter": {"task": "subdiagnostc"}}, "filter.task: 'subdiagnostc' is not one of"),
+        ({"data": {"sampling_rate": 250}}, "data.sampling_rate: 250 is not one of 100, 500"),
+        ({"filtr": {}}, "unknown key filtr"),
+        ({"filter": {"tsk": "rhythm"}}, "unknown key filter.tsk"),
+        ({"filter": {"workers": "two"}}, "filter.workers: expected int"),
+        ({"segment": {"val_folds": [8]}}, "segment.val_folds: fold 8 is already in segment.train_folds"),
+        ({"segment": {"test_folds": [11]}}, "segment.test_folds: fold 11 is not in 1..10"),
+        ({"download": {"workers": 0}}, "download.workers: must be > 0"),
+    ],
+)
+def test_bad_values_are_reported_by_key(raw, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        from_dict(raw)
+
+
+def test_ints_are_accepted_for_floats_but_bools_not_for_ints():
+    assert from_dict({"segment": {"window_s": 3}}).segment.window_s == 3.0
+    with pytest.raises(ConfigError, match="filter.min_class_count"):
+        from_dict({"filter": {"min_class_count": True}})
+
+
+def test_cli_names_file_and_key_and_exits_nonzero(write_params, tmp_path, capsys):
+    params = write_params({"filter.task": "nonsense"})
+    out = tmp_path / "filtered"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous output")
+    assert main(["--params", str(params), "filter", "--raw", str(tmp_path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(params) in err and "filter.task" in err and "nonsense" in err
+    assert (out / "keep.txt").read_text() == "previous output"
+
+
+def test_missing_params_file(tmp_path, capsys):
+    assert main(["--params", str(tmp_path / "nope.yaml"), "segment"]) == 1
+    assert "nope.yaml: no such parameters file" in capsys.readouterr().err

@@ -1,0 +1,50 @@
+"""Label aggregation on the complete PTB-XL 1.0.3 tables."""
+
+import pandas as pd
+import pytest
+
+from ecg_crnn.data.ptbxl import aggregate_labels, load_database, load_statements
+from ecg_crnn.errors import EcgCrnnError
+
+
+@pytest.fixture(scope="module")
+def tables(shared_ptbxl):
+    return load_database(shared_ptbxl), load_statements(shared_ptbxl)
+
+
+# Record and class counts of each task on the full 1.0.3 database (Strodthoff et al. 2020, Table 1).
+@pytest.mark.parametrize(
+    ("task", "records", "classes"),
+    [
+        ("subdiagnostic", 21388, 23),
+        ("superdiagnostic", 21388, 5),
+        ("diagnostic", 21388, 44),
+        ("form", 8978, 19),
+        ("rhythm", 21030, 12),
+        ("all", 21799, 71),
+    ],
+)
+def test_task_sizes_on_full_database(tables, task, records, classes):
+    db, statements = tables
+    assert len(db) == 21799
+    labels = aggregate_labels(db, statements, task)
+    labelled = labels[labels.map(len) > 0]
+    assert len(labelled) == records
+    assert len({c for ls in labelled for c in ls}) == classes
+
+
+def test_likelihood_is_ignored_and_subclasses_mapped(tables):
+    db, statements = tables
+    labels = aggregate_labels(db, statements, "subdiagnostic")
+    # ecg_id 1 is {'NORM': 100.0, 'LVOLT': 0.0, 'SR': 0.0}: LVOLT is form-only, SR rhythm-only.
+    assert labels.loc[1] == ["NORM"]
+    # ecg_id 263 is {'ASMI': 50.0, 'NST_': 0.0, 'STACH': 0.0}: NST_ counts although its likelihood is 0.
+    assert db.loc[263, "scp_codes"]["NST_"] == 0.0
+    assert labels.loc[263] == ["AMI", "NST_"]
+
+
+def test_missing_required_column_is_named(tmp_path, shared_ptbxl):
+    db = pd.read_csv(shared_ptbxl / "ptbxl_database.csv").drop(columns=["scp_codes"])
+    db.to_csv(tmp_path / "ptbxl_database.csv", index=False)
+    with pytest.raises(EcgCrnnError, match=r"ptbxl_database\.csv: missing required column\(s\) 'scp_codes'"):
+        load_database(tmp_path)

@@ -1,0 +1,86 @@
+"""Synthetic PTB-XL: PhysioNet's layout, valid checksums, and classes that really change the signal."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+from scipy.signal import find_peaks
+
+from ecg_crnn.cli import main
+from ecg_crnn.data.checksums import parse_sums, sha256_file
+from ecg_crnn.data.ptbxl import aggregate_labels, load_database, load_statements
+
+
+def test_layout_and_checksums(synthetic_dir):
+    sums = parse_sums((synthetic_dir / "SHA256SUMS.txt").read_text())
+    assert len(sums) == 2 + 2 * 300
+    for path in list(sums)[:50]:
+        assert sha256_file(synthetic_dir / path) == sums[path]
+    db = load_database(synthetic_dir)
+    real_columns = "ecg_id,patient_id,age,sex,height,weight,nurse,site,device,recording_date,report,scp_codes"
+    assert ",".join(["ecg_id", *db.columns[:11]]) == real_columns
+    record, fields = wfdb.rdsamp(str(synthetic_dir / db["filename_lr"].iloc[0]))
+    assert record.shape == (1000, 12) and fields["fs"] == 100 and fields["units"] == ["mV"] * 12
+    assert set(db["strat_fold"]) == set(range(1, 11))
+
+
+def _rr(x):
+    """R-peak intervals (s) from lead II at 100 Hz."""
+    peaks, _ = find_peaks(x[:, 1], height=0.45, distance=25)
+    return np.diff(peaks) / 100
+
+
+def _qrs_width(x):
+    """Samples where |lead II| exceeds half its maximum, per beat: wide for bundle branch blocks."""
+    peaks, _ = find_peaks(x[:, 1], height=0.3, distance=25)
+    above = np.abs(x[:, 1]) > 0.5 * x[:, 1].max()
+    return above.sum() / max(len(peaks), 1)
+
+
+@pytest.fixture(scope="module")
+def signals(synthetic_dir):
+    db = load_database(synthetic_dir)
+    return db, {i: wfdb.rdsamp(str(synthetic_dir / f))[0] for i, f in db["filename_lr"].items()}
+
+
+def _with(db, code):
+    return [i for i, codes in db["scp_codes"].items() if code in codes]
+
+
+def test_rhythm_classes_change_rr_intervals(signals):
+    db, x = signals
+    cv = {i: np.std(_rr(x[i])) / np.mean(_rr(x[i])) for i in db.index}
+    sr_plain = [i for i in _with(db, "SR") if "2AVB" not in db.loc[i, "scp_codes"]]
+    assert np.median([cv[i] for i in _with(db, "AFIB")]) > 3 * np.median([cv[i] for i in sr_plain])
+    pause = {i: _rr(x[i]).max() / np.median(_rr(x[i])) for i in db.index}
+    assert np.median([pause[i] for i in _with(db, "2AVB")]) > 1.6
+    assert np.median([pause[i] for i in sr_plain]) < 1.15
+    rate = {i: 60 / np.mean(_rr(x[i])) for i in db.index}
+    assert np.median([rate[i] for i in _with(db, "STACH")]) > 100 > np.median([rate[i] for i in sr_plain])
+
+
+def test_morphology_classes_change_beats(signals):
+    db, x = signals
+    norm = _with(db, "NORM")
+    width = {i: _qrs_width(x[i]) for i in db.index}
+    assert np.median([width[i] for i in _with(db, "CLBBB")]) > 1.5 * np.median([width[i] for i in norm])
+    amp = {i: np.percentile(np.abs(x[i][:, 10]), 99.5) for i in db.index}  # V5
+    assert np.median([amp[i] for i in _with(db, "LVH")]) > 1.5 * np.median([amp[i] for i in norm])
+
+
+def test_subdiagnostic_task_on_synthetic(synthetic_dir):
+    db, st = load_database(synthetic_dir), load_statements(synthetic_dir)
+    labels = aggregate_labels(db, st, "subdiagnostic")
+    assert {c for ls in labels for c in ls} == {"NORM", "IMI", "LVH", "CLBBB", "_AVB", "ISCA", "STTC"}
+
+
+def test_cli_synth_is_reproducible(tmp_path):
+    assert main(["-q", "synth", "--records", "20", "--seed", "3", str(tmp_path / "a")]) == 0
+    assert main(["-q", "synth", "--records", "20", "--seed", "3", str(tmp_path / "b"), "--rates", "100", "500"]) == 0
+    a = pd.read_csv(tmp_path / "a" / "ptbxl_database.csv")
+    b = pd.read_csv(tmp_path / "b" / "ptbxl_database.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert (tmp_path / "a/records100/00000/00020_lr.dat").read_bytes() == (
+        tmp_path / "b/records100/00000/00020_lr.dat").read_bytes()
+    hr, fields = wfdb.rdsamp(str(tmp_path / "b/records500/00000/00020_hr"))
+    assert hr.shape == (5000, 12) and fields["fs"] == 500
