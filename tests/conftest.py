@@ -46,7 +46,8 @@ def http_server(root: Path, delay: float = 0.0):
     """A real HTTP server process on 127.0.0.1 serving `root`; yields its base URL."""
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("http_server.py")), str(root), "--delay", str(delay)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         port = int(proc.stdout.readline())

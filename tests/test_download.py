@@ -34,23 +34,24 @@ def test_http_download_verifies_everything_and_rerun_skips(shared_ptbxl, tmp_pat
     assert second.already_verified == second.wanted and second.fetched == 0
     assert not (out / ".partial").exists()
     assert parse_sums((out / "SHA256SUMS.txt").read_text()).keys() == {
-        p for p in parse_sums((shared_ptbxl / "SHA256SUMS.txt").read_text())
+        p
+        for p in parse_sums((shared_ptbxl / "SHA256SUMS.txt").read_text())
         if p.startswith("records100/") or p.endswith(".csv") or p == "LICENSE.txt"
     }
 
 
 def test_only_the_chosen_sampling_rate_is_fetched(synthetic_dir, tmp_path):
-    with http_server(synthetic_dir) as url:
-        with pytest.raises(Exception, match="lists no file under records500/"):
-            download(open_source(url), tmp_path / "raw", 500, progress=False)
+    with http_server(synthetic_dir) as url, pytest.raises(Exception, match="lists no file under records500/"):
+        download(open_source(url), tmp_path / "raw", 500, progress=False)
 
 
 def test_killed_download_resumes(shared_ptbxl, tmp_path, write_params):
     out = tmp_path / "raw"
     with http_server(shared_ptbxl, delay=0.05) as slow_url:
         params = write_params({"download.source": slow_url, "download.workers": 4})
-        proc = subprocess.Popen(["ecg-crnn", "--params", str(params), "-q", "download", "--out", str(out)],
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["ecg-crnn", "--params", str(params), "-q", "download", "--out", str(out)], stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(list(out.glob("records100/*/*"))) < 100:
             time.sleep(0.05)
@@ -66,8 +67,11 @@ def test_killed_download_resumes(shared_ptbxl, tmp_path, write_params):
 
     with http_server(shared_ptbxl) as url:
         params = write_params({"download.source": url})
-        done = subprocess.run(["ecg-crnn", "--params", str(params), "-q", "download", "--out", str(out)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["ecg-crnn", "--params", str(params), "-q", "download", "--out", str(out)],
+            capture_output=True,
+            text=True,
+        )
     assert done.returncode == 0, done.stderr
     already = int(done.stdout.split("(")[1].split(" already verified")[0])
     assert already >= len(partial)
@@ -101,7 +105,8 @@ def test_local_directory_source_and_missing_file(synthetic_copy, tmp_path):
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path, write_params, capsys):
-    params = write_params({"download.source": "http://127.0.0.1:9/ptb-xl/", "download.retries": 0,
-                           "download.timeout_s": 5})
+    params = write_params(
+        {"download.source": "http://127.0.0.1:9/ptb-xl/", "download.retries": 0, "download.timeout_s": 5}
+    )
     assert main(["--params", str(params), "-q", "download", "--out", str(tmp_path / "raw")]) == 1
     assert "http://127.0.0.1:9/ptb-xl/SHA256SUMS.txt: ConnectionError" in capsys.readouterr().err

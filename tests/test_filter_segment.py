@@ -20,11 +20,14 @@ def _snapshot(directory):
 
 
 def test_real_records_need_the_present_switch(shared_ptbxl, tmp_path):
-    with pytest.raises(EcgCrnnError, match=r"20,911 of 21,388 records named in .*ptbxl_database\.csv are missing"):
+    with pytest.raises(
+        EcgCrnnError, match=r"20,911 of 21,388 records named in .*ptbxl_database\.csv are missing"
+    ):
         run_filter(shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
     assert not (tmp_path / "f").exists()
-    summary = run_filter(shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(records="present"),
-                         progress=False)
+    summary = run_filter(
+        shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(records="present"), progress=False
+    )
     assert summary["records"] == 477  # the 488 present minus 11 without a diagnostic statement
     table, classes = load_labels(tmp_path / "f")
     assert all(table[c].sum() > 0 for c in classes)
@@ -37,16 +40,21 @@ def test_real_records_need_the_present_switch(shared_ptbxl, tmp_path):
 
 
 def test_task_switches(synthetic_dir, tmp_path):
-    s = run_filter(synthetic_dir, tmp_path / "a", DataSettings(), FilterSettings(task="superdiagnostic"),
-                   progress=False)
+    s = run_filter(
+        synthetic_dir, tmp_path / "a", DataSettings(), FilterSettings(task="superdiagnostic"), progress=False
+    )
     assert set(s["classes"]) <= {"NORM", "MI", "HYP", "CD", "STTC"}
-    r = run_filter(synthetic_dir, tmp_path / "b", DataSettings(), FilterSettings(task="rhythm"), progress=False)
+    r = run_filter(
+        synthetic_dir, tmp_path / "b", DataSettings(), FilterSettings(task="rhythm"), progress=False
+    )
     assert set(r["classes"]) <= {"SR", "AFIB", "STACH", "SBRAD", "SARRH"} and r["records"] == 300
-    m = run_filter(synthetic_dir, tmp_path / "c", DataSettings(), FilterSettings(min_class_count=40),
-                   progress=False)
+    m = run_filter(
+        synthetic_dir, tmp_path / "c", DataSettings(), FilterSettings(min_class_count=40), progress=False
+    )
     assert all(n >= 40 for n in m["positives"].values())
-    v = run_filter(synthetic_dir, tmp_path / "d", DataSettings(), FilterSettings(validated_only=True),
-                   progress=False)
+    v = run_filter(
+        synthetic_dir, tmp_path / "d", DataSettings(), FilterSettings(validated_only=True), progress=False
+    )
     db = pd.read_csv(synthetic_dir / "ptbxl_database.csv")
     assert set(load_labels(tmp_path / "d")[0]["ecg_id"]) <= set(db.loc[db["validated_by_human"], "ecg_id"])
     assert v["records"] < 300

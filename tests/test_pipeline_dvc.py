@@ -10,8 +10,12 @@ import yaml
 
 from .conftest import REPO
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def run(cmd, cwd, check=True):
@@ -63,8 +67,8 @@ def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     windows = [
         exp["data"]["params"]["params.yaml"]["data"]["segment"]["window_s"]
-        for commit in shown for exp in [commit, *[e for run_ in (commit.get("experiments") or [])
-                                                for e in run_["revs"]]]
+        for commit in shown
+        for exp in [commit, *[e for run_ in (commit.get("experiments") or []) for e in run_["revs"]]]
     ]
     assert 2.5 in windows and 2.0 in windows
 

@@ -15,14 +15,23 @@ def test_fast_reader_matches_wfdb_on_real_records(shared_ptbxl):
         expected, fields = wfdb.rdsamp(str(hea.with_suffix("")))
         assert header.leads == tuple(fields["sig_name"])
         assert header.fs == fields["fs"]
-        np.testing.assert_allclose(to_physical(digital, header.gains, header.baselines).T, expected, atol=1e-6)
+        np.testing.assert_allclose(
+            to_physical(digital, header.gains, header.baselines).T, expected, atol=1e-6
+        )
 
 
 def test_other_formats_go_through_wfdb(tmp_path):
     rng = np.random.default_rng(0)
     signal = rng.normal(0, 0.5, (500, 3))
-    wfdb.wrsamp("rec212", fs=250, units=["mV"] * 3, sig_name=["a", "b", "c"], p_signal=signal,
-                fmt=["212"] * 3, write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "rec212",
+        fs=250,
+        units=["mV"] * 3,
+        sig_name=["a", "b", "c"],
+        p_signal=signal,
+        fmt=["212"] * 3,
+        write_dir=str(tmp_path),
+    )
     digital, header = read_digital(tmp_path / "rec212")
     assert not header.simple_fmt16
     assert digital.shape == (3, 500)
@@ -38,7 +47,9 @@ def record(synthetic_copy):
 def test_truncated_dat_is_refused_by_name(record):
     dat = record.with_suffix(".dat")
     dat.write_bytes(dat.read_bytes()[:-100])
-    with pytest.raises(RecordError, match=r"00005_lr\.dat: 23900 bytes, but its header declares 12 leads x 1000"):
+    with pytest.raises(
+        RecordError, match=r"00005_lr\.dat: 23900 bytes, but its header declares 12 leads x 1000"
+    ):
         read_digital(record)
 
 
@@ -47,7 +58,9 @@ def test_corrupt_samples_fail_the_header_checksum(record):
     data = bytearray(dat.read_bytes())
     data[1000] ^= 0x40
     dat.write_bytes(bytes(data))
-    with pytest.raises(RecordError, match=r"00005_lr\.hea: lead \S+ checksum .* disagrees with its signal file"):
+    with pytest.raises(
+        RecordError, match=r"00005_lr\.hea: lead \S+ checksum .* disagrees with its signal file"
+    ):
         read_digital(record)
 
 

@@ -76,11 +76,15 @@ def test_subdiagnostic_task_on_synthetic(synthetic_dir):
 
 def test_cli_synth_is_reproducible(tmp_path):
     assert main(["-q", "synth", "--records", "20", "--seed", "3", str(tmp_path / "a")]) == 0
-    assert main(["-q", "synth", "--records", "20", "--seed", "3", str(tmp_path / "b"), "--rates", "100", "500"]) == 0
+    assert (
+        main(["-q", "synth", "--records", "20", "--seed", "3", str(tmp_path / "b"), "--rates", "100", "500"])
+        == 0
+    )
     a = pd.read_csv(tmp_path / "a" / "ptbxl_database.csv")
     b = pd.read_csv(tmp_path / "b" / "ptbxl_database.csv")
     pd.testing.assert_frame_equal(a, b)
     assert (tmp_path / "a/records100/00000/00020_lr.dat").read_bytes() == (
-        tmp_path / "b/records100/00000/00020_lr.dat").read_bytes()
+        tmp_path / "b/records100/00000/00020_lr.dat"
+    ).read_bytes()
     hr, fields = wfdb.rdsamp(str(tmp_path / "b/records500/00000/00020_hr"))
     assert hr.shape == (5000, 12) and fields["fs"] == 500

@@ -21,8 +21,10 @@ def _download(args) -> None:
     d = p.download
     source = open_source(d.source, d.s3_endpoint_url, d.s3_unsigned, d.retries, d.timeout_s)
     report = download(source, args.out, p.data.sampling_rate, d.workers, progress=not args.quiet)
-    print(f"download: {report.wanted} files in {args.out} ({report.already_verified} already verified, "
-          f"{report.fetched} fetched, {report.bytes_fetched / 1e6:.1f} MB)")
+    print(
+        f"download: {report.wanted} files in {args.out} ({report.already_verified} already verified, "
+        f"{report.fetched} fetched, {report.bytes_fetched / 1e6:.1f} MB)"
+    )
 
 
 def _filter(args) -> None:
@@ -45,13 +47,17 @@ def _synth(args) -> None:
     from .data.synthetic import write_synthetic
 
     info = write_synthetic(args.out, args.records, tuple(args.rates), args.seed, progress=not args.quiet)
-    print(f"synth: {info['records']} records at {', '.join(map(str, info['rates']))} Hz, "
-          f"{info['files']} files -> {args.out}")
+    print(
+        f"synth: {info['records']} records at {', '.join(map(str, info['rates']))} Hz, "
+        f"{info['files']} files -> {args.out}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-crnn", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (default: %(default)s)")
+    parser.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="parameters file (default: %(default)s)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -84,7 +84,9 @@ def build_cache(record_paths: list[Path], out_dir: Path, workers: int = 2, progr
     gains = np.empty((n, shape[0]), np.float32)
     baselines = np.empty((n, shape[0]), np.int32)
     chunks = [(s, [str(p) for p in record_paths[s : s + _CHUNK]]) for s in range(0, n, _CHUNK)]
-    bar = tqdm(total=n, desc="read records", unit="rec", disable=not progress, mininterval=1.0, file=sys.stderr)
+    bar = tqdm(
+        total=n, desc="read records", unit="rec", disable=not progress, mininterval=1.0, file=sys.stderr
+    )
 
     def store(result):
         start, g, b = result

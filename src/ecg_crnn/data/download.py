@@ -93,8 +93,15 @@ def _verified(out_dir: Path, files: dict[str, str], workers: int, progress: bool
 
     with ThreadPoolExecutor(max(1, min(workers, os.cpu_count() or 1) * 2)) as pool:
         results = list(
-            tqdm(pool.map(ok, present), total=len(present), desc="verify existing", unit="file",
-                 disable=not progress, mininterval=1.0, file=sys.stderr)
+            tqdm(
+                pool.map(ok, present),
+                total=len(present),
+                desc="verify existing",
+                unit="file",
+                disable=not progress,
+                mininterval=1.0,
+                file=sys.stderr,
+            )
         )
     return {p for p, good in zip(present, results, strict=True) if good}
 
@@ -121,8 +128,14 @@ def download(
     fetched_bytes = 0
     try:
         if todo:
-            bar = tqdm(total=len(todo), desc="download", unit="file", disable=not progress,
-                       mininterval=1.0, file=sys.stderr)
+            bar = tqdm(
+                total=len(todo),
+                desc="download",
+                unit="file",
+                disable=not progress,
+                mininterval=1.0,
+                file=sys.stderr,
+            )
             with ThreadPoolExecutor(workers) as pool:
                 futures = [pool.submit(_fetch_one, source, p, files[p], out_dir, staging) for p in todo]
                 for fut in futures:

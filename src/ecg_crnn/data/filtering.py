@@ -33,12 +33,19 @@ def select_records(raw_dir: Path, data: DataSettings, cfg: FilterSettings) -> tu
     statements = load_statements(raw_dir)
     if cfg.validated_only:
         if "validated_by_human" not in db.columns:
-            raise EcgCrnnError(f"{raw_dir / DATABASE_CSV}: filter.validated_only needs column 'validated_by_human'")
+            raise EcgCrnnError(
+                f"{raw_dir / DATABASE_CSV}: filter.validated_only needs column 'validated_by_human'"
+            )
         db = db[db["validated_by_human"].astype(str).str.lower() == "true"]
     column = "filename_lr" if data.sampling_rate == 100 else "filename_hr"
     table = pd.DataFrame(
-        {"ecg_id": db.index, "patient_id": db["patient_id"].to_numpy(), "strat_fold": db["strat_fold"].to_numpy(),
-         "filename": db[column].to_numpy(), "labels": aggregate_labels(db, statements, cfg.task).to_numpy()}
+        {
+            "ecg_id": db.index,
+            "patient_id": db["patient_id"].to_numpy(),
+            "strat_fold": db["strat_fold"].to_numpy(),
+            "filename": db[column].to_numpy(),
+            "labels": aggregate_labels(db, statements, cfg.task).to_numpy(),
+        }
     )
     table = table[table["labels"].map(len) > 0]
     if table.empty:
@@ -65,11 +72,15 @@ def restrict_to_present(table: pd.DataFrame, raw_dir: Path, records: str) -> pd.
             f"{int(present.sum()):,} that are there"
         )
     if not present.any():
-        raise EcgCrnnError(f"none of the {len(table):,} records named in {raw_dir / DATABASE_CSV} is under {raw_dir}")
+        raise EcgCrnnError(
+            f"none of the {len(table):,} records named in {raw_dir / DATABASE_CSV} is under {raw_dir}"
+        )
     return table[present]
 
 
-def run_filter(raw_dir: Path, out_dir: Path, data: DataSettings, cfg: FilterSettings, progress: bool = True) -> dict:
+def run_filter(
+    raw_dir: Path, out_dir: Path, data: DataSettings, cfg: FilterSettings, progress: bool = True
+) -> dict:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     table, classes = select_records(raw_dir, data, cfg)
     counts = {c: int(table[c].sum()) for c in classes}

@@ -73,7 +73,11 @@ def statement_map(statements: pd.DataFrame, task: str) -> dict[str, str]:
     if task in ("form", "rhythm"):
         return {code: code for code in s.index[s[task] == 1]}
     diag = s[s["diagnostic"] == 1]
-    column = {"diagnostic": None, "subdiagnostic": "diagnostic_subclass", "superdiagnostic": "diagnostic_class"}
+    column = {
+        "diagnostic": None,
+        "subdiagnostic": "diagnostic_subclass",
+        "superdiagnostic": "diagnostic_class",
+    }
     if task not in column:
         raise EcgCrnnError(f"filter.task: unknown task {task!r}")
     if column[task] is None:

@@ -79,8 +79,17 @@ def parse_header(path: Path) -> Header:
         raise RecordError(f"{path}: malformed WFDB header ({exc})") from None
     if any(g == 0 for g in gains):
         gains = [200.0 if g == 0 else g for g in gains]  # WFDB: gain 0 means the default, 200 adu/mV
-    return Header(path.stem, fs, n_samples, tuple(files), tuple(fmts), tuple(gains), tuple(baselines),
-                  tuple(checksums), tuple(leads))
+    return Header(
+        path.stem,
+        fs,
+        n_samples,
+        tuple(files),
+        tuple(fmts),
+        tuple(gains),
+        tuple(baselines),
+        tuple(checksums),
+        tuple(leads),
+    )
 
 
 def read_digital(record: Path) -> tuple[np.ndarray, Header]:
@@ -91,7 +100,9 @@ def read_digital(record: Path) -> tuple[np.ndarray, Header]:
         try:
             raw = np.fromfile(dat, dtype="<i2")
         except FileNotFoundError:
-            raise RecordError(f"{dat}: signal file not found (named by {record.with_suffix('.hea')})") from None
+            raise RecordError(
+                f"{dat}: signal file not found (named by {record.with_suffix('.hea')})"
+            ) from None
         expected = header.n_sig * header.n_samples
         if raw.size * 2 != dat.stat().st_size or raw.size != expected:
             raise RecordError(
@@ -114,7 +125,9 @@ def _read_with_wfdb(record: Path, header: Header) -> np.ndarray:
         raise RecordError(f"{record}: wfdb could not read the record ({type(exc).__name__}: {exc})") from None
     digital = rec.d_signal.T.astype(np.int16)
     if digital.shape != (header.n_sig, header.n_samples):
-        raise RecordError(f"{record}: header declares {header.n_samples} samples, data holds {digital.shape[1]}")
+        raise RecordError(
+            f"{record}: header declares {header.n_samples} samples, data holds {digital.shape[1]}"
+        )
     return digital
 
 

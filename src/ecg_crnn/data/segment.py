@@ -40,7 +40,9 @@ def eval_starts(n_samples: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def fit_standardization(cache: SignalCache, rows: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def fit_standardization(
+    cache: SignalCache, rows: np.ndarray, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-lead mean and std over every sample of `rows`, accumulated in float64 chunk by chunk."""
     n_leads = cache.signals.shape[1]
     total, total_sq, count = np.zeros(n_leads), np.zeros(n_leads), 0
@@ -70,7 +72,9 @@ def run_segment(filtered_dir: Path, out_dir: Path, cfg: SegmentSettings) -> dict
     counts = {name: int((split == name).sum()) for name in SPLITS}
     empty = [name for name in SPLITS if counts[name] == 0]
     if empty:
-        raise EcgCrnnError(f"segment: no record falls in the {', '.join(empty)} fold(s) chosen in segment.*_folds")
+        raise EcgCrnnError(
+            f"segment: no record falls in the {', '.join(empty)} fold(s) chosen in segment.*_folds"
+        )
     train_rows = np.flatnonzero((split == "train").to_numpy())
     mean, std = fit_standardization(cache, train_rows)
     layout = {
@@ -80,15 +84,29 @@ def run_segment(filtered_dir: Path, out_dir: Path, cfg: SegmentSettings) -> dict
         "record_samples": n_samples,
         "eval_starts": eval_starts(n_samples, window, stride),
     }
-    standardization = {"leads": cache.leads, "mean": mean.tolist(), "std": std.tolist(),
-                       "fitted_on_folds": cfg.train_folds, "records": len(train_rows)}
-    out = pd.DataFrame({"row": np.arange(len(table)), "ecg_id": table["ecg_id"],
-                        "strat_fold": table["strat_fold"], "split": split})
+    standardization = {
+        "leads": cache.leads,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "fitted_on_folds": cfg.train_folds,
+        "records": len(train_rows),
+    }
+    out = pd.DataFrame(
+        {
+            "row": np.arange(len(table)),
+            "ecg_id": table["ecg_id"],
+            "strat_fold": table["strat_fold"],
+            "split": split,
+        }
+    )
     out = out[out["split"].notna()]
     with atomic_dir(out_dir) as tmp:
         out.to_csv(tmp / "split.csv", index=False)
         (tmp / "standardization.json").write_text(json.dumps(standardization, indent=2) + "\n")
         (tmp / "windows.json").write_text(json.dumps(layout, indent=2) + "\n")
-    print(f"segment: train {counts['train']:,}, val {counts['val']:,}, test {counts['test']:,} records; "
-          f"window {window} samples, stride {stride}, {len(layout['eval_starts'])} eval windows", file=sys.stderr)
+    print(
+        f"segment: train {counts['train']:,}, val {counts['val']:,}, test {counts['test']:,} records; "
+        f"window {window} samples, stride {stride}, {len(layout['eval_starts'])} eval windows",
+        file=sys.stderr,
+    )
     return {"counts": counts, **layout}

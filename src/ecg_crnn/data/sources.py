@@ -131,7 +131,11 @@ class S3Source:
 
 
 def open_source(
-    url: str, s3_endpoint_url: str | None = None, s3_unsigned: bool = True, retries: int = 3, timeout_s: float = 60.0
+    url: str,
+    s3_endpoint_url: str | None = None,
+    s3_unsigned: bool = True,
+    retries: int = 3,
+    timeout_s: float = 60.0,
 ) -> Source:
     scheme = urlparse(url).scheme
     if scheme in ("http", "https"):
@@ -142,4 +146,6 @@ def open_source(
         return LocalSource(Path(urlparse(url).path))
     if scheme == "":
         return LocalSource(Path(url).expanduser())
-    raise EcgCrnnError(f"download.source: unsupported scheme {scheme!r} in {url!r} (use https://, s3:// or a path)")
+    raise EcgCrnnError(
+        f"download.source: unsupported scheme {scheme!r} in {url!r} (use https://, s3:// or a path)"
+    )
