@@ -53,6 +53,67 @@ def _synth(args) -> None:
     )
 
 
+def _train(args) -> None:
+    from .pipeline import run_train
+
+    p = load_params(args.params)
+    out = args.out or Path("models") / args.arch
+    resume = args.resume_dir or Path(".resume") / args.arch
+    run_train(args.arch, args.filtered, args.segmented, out, resume, p, progress=not args.quiet)
+
+
+def _bootstrap(args) -> None:
+    from .pipeline import run_bootstrap
+
+    idx = run_bootstrap(args.segmented, args.out, load_params(args.params).evaluate)
+    print(f"bootstrap: {idx.shape[0]} resamples of {idx.shape[1]} test records -> {args.out}")
+
+
+def _evaluate(args) -> None:
+    from .pipeline import run_evaluate
+
+    p = load_params(args.params)
+    out = args.out or Path("evaluation") / args.arch
+    model = args.model or Path("models") / args.arch / "model.pt"
+    run_evaluate(args.arch, args.filtered, args.segmented, model, args.bootstrap, out, p.evaluate)
+
+
+def _compare(args) -> None:
+    from .compare import load_results, write_report
+
+    p = load_params(args.params)
+    results = load_results(args.evaluation, p.study.architectures)
+    write_report(results, p.study.reference, args.out)
+
+
+def _predict(args) -> None:
+    import json
+
+    import numpy as np
+
+    from .inference import predict_record
+
+    pred = predict_record(args.record, args.models / args.arch / "model.pt",
+                          args.evaluation / args.arch / "thresholds.json")
+    if args.json:
+        print(json.dumps(pred.as_dict(), indent=2))
+        return
+    print(f"{pred.record}  ({args.arch})")
+    print(f"{'class':<12} {'probability':>11} {'threshold':>9}  decision")
+    for i in np.argsort(-pred.probabilities):
+        mark = "POSITIVE" if pred.decisions[i] else "-"
+        print(f"{pred.classes[i]:<12} {pred.probabilities[i]:>11.3f} {pred.thresholds[i]:>9.3f}  {mark}")
+
+
+def _export(args) -> None:
+    from .inference import export_onnx
+
+    out = args.out or args.models / args.arch / "model.onnx"
+    meta = export_onnx(args.models / args.arch / "model.pt", out)
+    print(f"export: {out} ({meta['arch']}, {len(meta['classes'])} classes; max |ONNX - PyTorch| = "
+          f"{meta['max_abs_diff_vs_pytorch']:.1e})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-crnn", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -74,6 +135,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
     s.add_argument("--out", type=Path, default=Path("data/segmented"))
     s.set_defaults(func=_segment)
+
+    s = sub.add_parser("train", help="train one architecture (resumes an interrupted run)")
+    s.add_argument("arch", help="architecture name, e.g. cnn_bilstm1")
+    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
+    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
+    s.add_argument("--out", type=Path, help="default: models/ARCH")
+    s.add_argument("--resume-dir", type=Path, help="checkpoints of an unfinished run (default: .resume/ARCH)")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("bootstrap", help="draw the test-fold resamples shared by every evaluation")
+    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
+    s.add_argument("--out", type=Path, default=Path("evaluation/bootstrap.npz"))
+    s.set_defaults(func=_bootstrap)
+
+    s = sub.add_parser("evaluate", help="test-fold figures, intervals and cost of one architecture")
+    s.add_argument("arch")
+    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
+    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
+    s.add_argument("--model", type=Path, help="default: models/ARCH/model.pt")
+    s.add_argument("--bootstrap", type=Path, default=Path("evaluation/bootstrap.npz"))
+    s.add_argument("--out", type=Path, help="default: evaluation/ARCH")
+    s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("compare", help="the study table, paired tests, plots and report")
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
+    s.add_argument("--out", type=Path, default=Path("reports/study"))
+    s.set_defaults(func=_compare)
+
+    s = sub.add_parser("predict", help="class probabilities and decisions for one WFDB record")
+    s.add_argument("record", type=Path, help="record path without extension (a .hea path works too)")
+    s.add_argument("--arch", default="cnn_bilstm1")
+    s.add_argument("--models", type=Path, default=Path("models"))
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_predict)
+
+    s = sub.add_parser("export", help="write a trained model as ONNX, checked against PyTorch")
+    s.add_argument("--arch", default="cnn_bilstm1")
+    s.add_argument("--models", type=Path, default=Path("models"))
+    s.add_argument("--out", type=Path, help="default: models/ARCH/model.onnx")
+    s.set_defaults(func=_export)
 
     s = sub.add_parser("synth", help="write a synthetic dataset in PTB-XL's layout")
     s.add_argument("out", type=Path)

@@ -91,12 +91,93 @@ class SegmentSettings:
                 seen[fold] = name
 
 
+ALL_ARCHITECTURES = [
+    "cnn",
+    *(f"cnn_{kind}{depth}" for kind in ("lstm", "gru", "bilstm", "bigru") for depth in (1, 2, 3)),
+]
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    # The architectures DVC trains and evaluates (the foreach list of dvc.yaml) and the report compares.
+    architectures: list[str] = field(default_factory=lambda: list(ALL_ARCHITECTURES))
+    # The reference of the paired comparisons (the published claim: one BiLSTM layer is the best balance).
+    reference: str = "cnn_bilstm1"
+
+    def validate(self) -> None:
+        from .models import REGISTRY
+
+        for i, name in enumerate(self.architectures):
+            if name not in REGISTRY:
+                raise ConfigError(f"study.architectures[{i}]: unknown architecture {name!r}; known: {', '.join(REGISTRY)}")
+        if not self.architectures:
+            raise ConfigError("study.architectures: must name at least one architecture")
+        if len(set(self.architectures)) != len(self.architectures):
+            raise ConfigError("study.architectures: names must be unique")
+        if self.reference not in self.architectures:
+            raise ConfigError(f"study.reference: {self.reference!r} is not in study.architectures")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    channels: list[int] = field(default_factory=lambda: [64, 64, 128, 128])  # CNN blocks; the first 3 halve time
+    kernel_size: int = 7
+    hidden: int = 128  # recurrent units per direction
+    dropout: float = 0.3  # before the classifier, and between stacked recurrent layers
+
+    def validate(self) -> None:
+        if not self.channels or any(c <= 0 for c in self.channels):
+            raise ConfigError(f"models.channels: must be positive integers, got {self.channels!r}")
+        _positive("models.kernel_size", self.kernel_size)
+        _positive("models.hidden", self.hidden)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"models.dropout: must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 0.003  # peak of the one-cycle schedule
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 8  # epochs without a better validation macro-AUROC before stopping
+    class_weighted: bool = False  # BCE positive weights from the training folds' class balance
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+
+    def validate(self) -> None:
+        for key in ("epochs", "batch_size", "lr", "patience"):
+            _positive(f"train.{key}", getattr(self, key))
+        _non_negative("train.weight_decay", self.weight_decay)
+        _non_negative("train.grad_clip", self.grad_clip)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"train.seeds: must be a non-empty list of distinct integers, got {self.seeds!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    aggregate: str = field(default="max", metadata=_choices("max", "mean"))  # windows -> record
+    bootstrap: int = 1000  # test-set resamples for the confidence intervals and paired tests
+    bootstrap_seed: int = 0
+    latency_runs: int = 30  # timed single-record forward passes (one CPU thread)
+
+    def validate(self) -> None:
+        _positive("evaluate.bootstrap", self.bootstrap)
+        _positive("evaluate.latency_runs", self.latency_runs)
+
+
 @dataclass(frozen=True)
 class Params:
     data: DataSettings = field(default_factory=DataSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     filter: FilterSettings = field(default_factory=FilterSettings)
     segment: SegmentSettings = field(default_factory=SegmentSettings)
+    study: StudySettings = field(default_factory=StudySettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
 
 
 class ConfigError(EcgCrnnError):

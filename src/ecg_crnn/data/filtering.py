@@ -2,7 +2,7 @@
 
 Outputs (one directory, swapped in atomically; previous outputs stay untouched on any error):
   labels.csv    ecg_id, patient_id, strat_fold, filename, then one 0/1 column per class
-  classes.json  the task, the class order, positives per class
+  classes.json  the task, the class order, positives and family (MI, CD, rhythm, ...) per class
   signals.npy, calibration.npz, signals.json   the signal cache (see cache.py)
 """
 
@@ -18,12 +18,14 @@ from ..atomic import atomic_dir
 from ..config import DataSettings, FilterSettings
 from ..errors import EcgCrnnError
 from .cache import build_cache
-from .ptbxl import DATABASE_CSV, aggregate_labels, load_database, load_statements
+from .ptbxl import DATABASE_CSV, aggregate_labels, class_families, load_database, load_statements
 
 META_COLUMNS = ["ecg_id", "patient_id", "strat_fold", "filename"]
 
 
-def select_records(raw_dir: Path, data: DataSettings, cfg: FilterSettings) -> tuple[pd.DataFrame, list[str]]:
+def select_records(
+    raw_dir: Path, data: DataSettings, cfg: FilterSettings
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
     """The label table of the task (records on disk checked, signals not yet read) and its class list.
 
     Classes are counted on the records actually used, so that a partial mirror or `validated_only` never
@@ -58,7 +60,7 @@ def select_records(raw_dir: Path, data: DataSettings, cfg: FilterSettings) -> tu
         raise EcgCrnnError(f"filter: no class has filter.min_class_count={cfg.min_class_count} positives")
     for c in classes:
         table[c] = [int(c in ls) for ls in table["labels"]]
-    return table.drop(columns="labels"), classes
+    return table.drop(columns="labels"), classes, class_families(statements, cfg.task, classes)
 
 
 def restrict_to_present(table: pd.DataFrame, raw_dir: Path, records: str) -> pd.DataFrame:
@@ -82,13 +84,14 @@ def run_filter(
     raw_dir: Path, out_dir: Path, data: DataSettings, cfg: FilterSettings, progress: bool = True
 ) -> dict:
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    table, classes = select_records(raw_dir, data, cfg)
+    table, classes, families = select_records(raw_dir, data, cfg)
     counts = {c: int(table[c].sum()) for c in classes}
     print(f"filter: task {cfg.task}: {len(table):,} records, {len(classes)} classes", file=sys.stderr)
     with atomic_dir(out_dir) as tmp:
         build_cache([raw_dir / f for f in table["filename"]], tmp, cfg.workers, progress)
         table.to_csv(tmp / "labels.csv", index=False)
-        summary = {"task": cfg.task, "records": len(table), "classes": classes, "positives": counts}
+        summary = {"task": cfg.task, "records": len(table), "classes": classes, "positives": counts,
+                   "families": families}
         (tmp / "classes.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

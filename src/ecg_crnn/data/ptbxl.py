@@ -93,3 +93,22 @@ def aggregate_labels(db: pd.DataFrame, statements: pd.DataFrame, task: str) -> p
         index=db.index,
         name="labels",
     )
+
+
+def class_families(statements: pd.DataFrame, task: str, classes: list[str]) -> dict[str, str]:
+    """Each class's family, for reporting where temporal modeling helps: the superdiagnostic class
+    (NORM, MI, STTC, CD conduction, HYP) of diagnostic labels, else `form` or `rhythm`."""
+    s = statements
+    families: dict[str, str] = {}
+    for code, row in s.iterrows():
+        if row["diagnostic"] == 1 and pd.notna(row["diagnostic_class"]):
+            family = str(row["diagnostic_class"])
+            keys = {"subdiagnostic": row["diagnostic_subclass"], "superdiagnostic": row["diagnostic_class"]}
+            families.setdefault(str(keys.get(task, code)), family)
+        elif row["rhythm"] == 1:
+            families.setdefault(str(code), "rhythm")
+        elif row["form"] == 1:
+            families.setdefault(str(code), "form")
+    if task in ("form", "rhythm"):
+        return {c: task for c in classes}
+    return {c: families.get(c, "other") for c in classes}

@@ -1,0 +1,116 @@
+"""Using a trained model: class probabilities and decisions for one WFDB record, and ONNX export.
+
+Both start from the train stage's model.pt, which carries everything preprocessing needs (leads,
+sampling rate, standardization, window layout), and the evaluate stage's thresholds (tuned on validation).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .data.records import read_digital, to_physical
+from .data.segment import eval_starts
+from .dataset import standardize
+from .errors import EcgCrnnError
+from .evaluate import ensemble_proba, models_from_checkpoint
+from .pipeline import load_model_file
+
+
+@dataclass
+class Prediction:
+    record: str
+    classes: list[str]
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+
+    @property
+    def decisions(self) -> np.ndarray:
+        return self.probabilities >= self.thresholds
+
+    def as_dict(self) -> dict:
+        return {"record": self.record,
+                "classes": {c: {"probability": float(p), "threshold": float(t), "positive": bool(p >= t)}
+                            for c, p, t in zip(self.classes, self.probabilities, self.thresholds, strict=True)}}
+
+
+def load_thresholds(path: Path, classes: list[str]) -> tuple[np.ndarray, str]:
+    try:
+        info = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EcgCrnnError(f"{path}: no tuned thresholds (run the evaluate stage first)") from None
+    missing = [c for c in classes if c not in info["thresholds"]]
+    if missing:
+        raise EcgCrnnError(f"{path}: no threshold for {', '.join(missing)}; re-run the evaluate stage")
+    return np.array([info["thresholds"][c] for c in classes]), info.get("aggregate", "max")
+
+
+def read_record(record: Path, checkpoint: dict) -> np.ndarray:
+    """A WFDB record as the model's standardized input (leads, samples), checked against the training data."""
+    record = Path(str(record).removesuffix(".hea").removesuffix(".dat"))
+    digital, header = read_digital(record)
+    if header.fs != checkpoint["fs"]:
+        raise EcgCrnnError(f"{record}.hea: sampled at {header.fs:g} Hz, the model at {checkpoint['fs']:g} Hz")
+    leads = [lead.upper() for lead in header.leads]
+    want = [lead.upper() for lead in checkpoint["leads"]]
+    if leads != want:
+        raise EcgCrnnError(f"{record}.hea: leads {header.leads}, the model expects {checkpoint['leads']}")
+    if header.n_samples < checkpoint["window"]:
+        raise EcgCrnnError(f"{record}.hea: {header.n_samples} samples, shorter than one window "
+                           f"({checkpoint['window']})")
+    x = to_physical(digital, np.array(header.gains), np.array(header.baselines))
+    return standardize(x, np.asarray(checkpoint["mean"], np.float32), np.asarray(checkpoint["std"], np.float32))
+
+
+def predict_record(record: Path, model_path: Path, thresholds_path: Path) -> Prediction:
+    checkpoint = load_model_file(model_path)
+    thresholds, aggregate = load_thresholds(thresholds_path, checkpoint["classes"])
+    x = read_record(record, checkpoint)
+    # Windows laid out as in evaluation, over however long this record is.
+    starts = eval_starts(x.shape[1], checkpoint["window"], checkpoint["stride"])
+    p = ensemble_proba(models_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[0]
+    return Prediction(str(record), checkpoint["classes"], p, thresholds)
+
+
+class _Probabilities(torch.nn.Module):
+    """What the ONNX graph computes: windows (N, leads, window) -> class probabilities (N, classes)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(windows))
+
+
+def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 1e-4) -> dict:
+    """Write the model (one seed) as ONNX and check onnxruntime's outputs against PyTorch's."""
+    import onnxruntime as ort
+
+    checkpoint = load_model_file(model_path)
+    model = _Probabilities(models_from_checkpoint(checkpoint)[seed_index]).eval()
+    example = torch.randn(len(checkpoint["eval_starts"]), len(checkpoint["leads"]), checkpoint["window"])
+    batch = torch.export.Dim("windows", min=1, max=65536)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        torch.onnx.export(model, (example,), str(tmp), input_names=["windows"], output_names=["probabilities"],
+                          dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        check = torch.randn(11, *example.shape[1:])
+        got = session.run(None, {"windows": check.numpy()})[0]
+        with torch.no_grad():
+            want = model(check).numpy()
+        max_diff = float(np.abs(got - want).max())
+        if not max_diff <= atol:
+            raise EcgCrnnError(f"{out}: ONNX outputs differ from PyTorch's by {max_diff:.2e} (> {atol:g}); not written")
+    meta = {"arch": checkpoint["arch"], "classes": checkpoint["classes"], "leads": checkpoint["leads"],
+            "fs": checkpoint["fs"], "window": checkpoint["window"], "stride": checkpoint["stride"],
+            "eval_starts": checkpoint["eval_starts"],
+            "mean": checkpoint["mean"], "std": checkpoint["std"], "max_abs_diff_vs_pytorch": max_diff}
+    with atomic_path(Path(out).with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

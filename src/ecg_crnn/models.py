@@ -1,0 +1,155 @@
+"""The study's architectures: one CNN front end, an optional recurrent stack, one head.
+
+Every architecture shares the front end and the head (mean+max pooling over time, dropout, linear), so only
+the temporal part differs. Names say what they are: `cnn` (no recurrence), `cnn_{lstm,gru,bilstm,bigru}{1,2,3}`.
+The same name is the DVC foreach key, the models/ folder, the study table's row and the Optuna value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import EcgCrnnError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    rnn: str | None  # "lstm", "gru" or None
+    bidirectional: bool = False
+    layers: int = 0
+
+    @property
+    def family(self) -> str:
+        return "none" if self.rnn is None else ("bi" if self.bidirectional else "") + self.rnn
+
+
+REGISTRY: dict[str, Architecture] = {"cnn": Architecture("cnn", None)}
+for _rnn in ("lstm", "gru"):
+    for _bi in (False, True):
+        for _layers in (1, 2, 3):
+            _name = f"cnn_{'bi' if _bi else ''}{_rnn}{_layers}"
+            REGISTRY[_name] = Architecture(_name, _rnn, _bi, _layers)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell pattern, e.g. `cnn_bi*`."""
+    return [name for name in REGISTRY if fnmatch.fnmatch(name, pattern)]
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise EcgCrnnError(f"unknown architecture {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def architecture_name(rnn: str | None, bidirectional: bool, layers: int) -> str:
+    """The registry name of a point of the search space (depth 0 or no rnn -> `cnn`)."""
+    if rnn is None or layers == 0:
+        return "cnn"
+    return get_architecture(f"cnn_{'bi' if bidirectional else ''}{rnn}{layers}").name
+
+
+class FrontEnd(nn.Module):
+    """1-D convolutions over the leads; each of the first blocks halves the time axis (a total of 8x)."""
+
+    def __init__(self, n_leads: int, channels: list[int], kernel_size: int, downsample_blocks: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = n_leads
+        for i, c_out in enumerate(channels):
+            layers += [
+                nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            if i < downsample_blocks:
+                layers.append(nn.MaxPool1d(2))
+            c_in = c_out
+        self.net = nn.Sequential(*layers)
+        self.out_channels = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, leads, T) -> (B, C, T/8)
+        return self.net(x)
+
+
+class CRNN(nn.Module):
+    def __init__(self, arch: Architecture, n_leads: int, n_classes: int, channels: list[int], kernel_size: int,
+                 hidden: int, dropout: float):
+        super().__init__()
+        self.arch = arch
+        self.front = FrontEnd(n_leads, channels, kernel_size)
+        features = self.front.out_channels
+        self.rnn: nn.Module | None = None
+        if arch.rnn is not None:
+            cls = nn.LSTM if arch.rnn == "lstm" else nn.GRU
+            self.rnn = cls(features, hidden, num_layers=arch.layers, batch_first=True,
+                           bidirectional=arch.bidirectional, dropout=dropout if arch.layers > 1 else 0.0)
+            features = hidden * (2 if arch.bidirectional else 1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, leads, T) standardized signal -> (B, classes) logits."""
+        h = self.front(x).transpose(1, 2)  # (B, T', C)
+        if self.rnn is not None:
+            h, _ = self.rnn(h)
+        pooled = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
+        return self.classifier(self.dropout(pooled))
+
+
+def build_model(name: str, n_leads: int, n_classes: int, channels: list[int], kernel_size: int, hidden: int,
+                dropout: float) -> CRNN:
+    return CRNN(get_architecture(name), n_leads, n_classes, list(channels), kernel_size, hidden, dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: CRNN, n_leads: int, window: int) -> int:
+    """Multiply-accumulates of one forward pass over one window (convolutions, recurrences, classifier).
+
+    Counted from the shapes each layer sees, with forward hooks; batch norm, activations and pooling
+    are left out as is customary (they are a few percent at most).
+    """
+    macs = 0
+
+    def conv_hook(mod: nn.Conv1d, _inp, out):
+        nonlocal macs
+        macs += out.shape[-1] * mod.out_channels * (mod.in_channels // mod.groups) * mod.kernel_size[0]
+
+    def rnn_hook(mod: nn.RNNBase, inp, _out):
+        nonlocal macs
+        steps = inp[0].shape[1]
+        gates = 4 if isinstance(mod, nn.LSTM) else 3
+        dirs = 2 if mod.bidirectional else 1
+        for layer in range(mod.num_layers):
+            in_size = mod.input_size if layer == 0 else mod.hidden_size * dirs
+            macs += dirs * steps * gates * mod.hidden_size * (in_size + mod.hidden_size)
+
+    def linear_hook(mod: nn.Linear, _inp, _out):
+        nonlocal macs
+        macs += mod.in_features * mod.out_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv1d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.RNNBase):
+            hooks.append(m.register_forward_hook(rnn_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, n_leads, window))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return macs
