@@ -116,8 +116,8 @@ def run_bootstrap(segmented: Path, out: Path, cfg: EvaluateSettings) -> np.ndarr
     split = pd.read_csv(Path(segmented) / "split.csv")
     n_test = int((split["split"] == "test").sum())
     indices = bootstrap_indices(n_test, cfg.bootstrap, cfg.bootstrap_seed)
-    with atomic_path(out, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, indices=indices, seed=cfg.bootstrap_seed)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+        np.savez_compressed(f, indices=indices, seed=cfg.bootstrap_seed)
     return indices
 
 
@@ -150,8 +150,8 @@ def run_evaluate(arch: str, filtered: Path, segmented: Path, model_path: Path, b
         result.per_class.to_csv(tmp, index=False)
     with atomic_path(out_dir / "bootstrap.csv") as tmp:
         result.bootstrap.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "predictions.npz", suffix=".npz") as tmp:
-        np.savez_compressed(tmp, classes=np.array(data.classes), test_ecg_id=data.splits["test"].ecg_ids,
+    with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, classes=np.array(data.classes), test_ecg_id=data.splits["test"].ecg_ids,
                             test_y=data.splits["test"].y, test_p=result.test_p, val_y=data.splits["val"].y,
                             val_p=result.val_p)
     m = result.metrics
