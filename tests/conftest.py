@@ -71,3 +71,66 @@ def write_params(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """Filtered and segmented synthetic data (600 records), ready for training."""
+    from ecg_crnn.config import DataSettings, FilterSettings, SegmentSettings
+    from ecg_crnn.data.filtering import run_filter
+    from ecg_crnn.data.segment import run_segment
+
+    root = tmp_path_factory.mktemp("prepared")
+    write_synthetic(root / "raw", 600, seed=2, progress=False)
+    run_filter(root / "raw", root / "filtered", DataSettings(), FilterSettings(), progress=False)
+    run_segment(root / "filtered", root / "segmented", SegmentSettings())
+    return root
+
+
+# Settings that keep a training run to seconds on 2 CPU cores.
+SMALL = {
+    "models.channels": [16, 16, 32, 32],
+    "models.hidden": 16,
+    "train.batch_size": 32,
+    "evaluate.bootstrap": 50,
+    "evaluate.latency_runs": 3,
+}
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
+
+
+def run(cmd, cwd, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The project's pipeline files in a fresh git + DVC repository."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    (root / ".gitignore").write_text("/data/\n/.resume/\n")
+    run(["git", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "init"], root)
+    return root
+
+
+def set_params(root, **overrides):
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,52 +1,10 @@
 """`dvc repro segment` end to end, as a user runs it, in a scratch copy of the project."""
 
 import json
-import os
-import shutil
-import subprocess
 
-import pytest
 import yaml
 
-from .conftest import REPO
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@t",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@t",
-}
-
-
-def run(cmd, cwd, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture
-def project(tmp_path):
-    """The project's pipeline files in a fresh git + DVC repository."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
-    (root / ".gitignore").write_text("/data/\n")
-    run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root)
-    return root
-
-
-def set_params(root, **overrides):
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        section, key = dotted.split("__")
-        params[section][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+from .conftest import run, set_params
 
 
 def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_dir):

@@ -93,8 +93,9 @@ def _predict(args) -> None:
 
     from .inference import predict_record
 
-    pred = predict_record(args.record, args.models / args.arch / "model.pt",
-                          args.evaluation / args.arch / "thresholds.json")
+    pred = predict_record(
+        args.record, args.models / args.arch / "model.pt", args.evaluation / args.arch / "thresholds.json"
+    )
     if args.json:
         print(json.dumps(pred.as_dict(), indent=2))
         return
@@ -110,8 +111,10 @@ def _export(args) -> None:
 
     out = args.out or args.models / args.arch / "model.onnx"
     meta = export_onnx(args.models / args.arch / "model.pt", out)
-    print(f"export: {out} ({meta['arch']}, {len(meta['classes'])} classes; max |ONNX - PyTorch| = "
-          f"{meta['max_abs_diff_vs_pytorch']:.1e})")
+    print(
+        f"export: {out} ({meta['arch']}, {len(meta['classes'])} classes; max |ONNX - PyTorch| = "
+        f"{meta['max_abs_diff_vs_pytorch']:.1e})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -109,7 +109,9 @@ class StudySettings:
 
         for i, name in enumerate(self.architectures):
             if name not in REGISTRY:
-                raise ConfigError(f"study.architectures[{i}]: unknown architecture {name!r}; known: {', '.join(REGISTRY)}")
+                raise ConfigError(
+                    f"study.architectures[{i}]: unknown architecture {name!r}; known: {', '.join(REGISTRY)}"
+                )
         if not self.architectures:
             raise ConfigError("study.architectures: must name at least one architecture")
         if len(set(self.architectures)) != len(self.architectures):
@@ -120,7 +122,9 @@ class StudySettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    channels: list[int] = field(default_factory=lambda: [64, 64, 128, 128])  # CNN blocks; the first 3 halve time
+    channels: list[int] = field(
+        default_factory=lambda: [64, 64, 128, 128]
+    )  # CNN blocks; the first 3 halve time
     kernel_size: int = 7
     hidden: int = 128  # recurrent units per direction
     dropout: float = 0.3  # before the classifier, and between stacked recurrent layers
@@ -153,7 +157,9 @@ class TrainSettings:
         _non_negative("train.weight_decay", self.weight_decay)
         _non_negative("train.grad_clip", self.grad_clip)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"train.seeds: must be a non-empty list of distinct integers, got {self.seeds!r}")
+            raise ConfigError(
+                f"train.seeds: must be a non-empty list of distinct integers, got {self.seeds!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,15 @@ def models_from_checkpoint(checkpoint: dict) -> list[torch.nn.Module]:
     cfg = checkpoint["model_settings"]
     models = []
     for seed in checkpoint["seeds"]:
-        model = build_model(checkpoint["arch"], len(checkpoint["leads"]), len(checkpoint["classes"]),
-                            cfg["channels"], cfg["kernel_size"], cfg["hidden"], cfg["dropout"])
+        model = build_model(
+            checkpoint["arch"],
+            len(checkpoint["leads"]),
+            len(checkpoint["classes"]),
+            cfg["channels"],
+            cfg["kernel_size"],
+            cfg["hidden"],
+            cfg["dropout"],
+        )
         model.load_state_dict(seed["state_dict"])
         models.append(model.eval())
     return models
@@ -75,7 +82,9 @@ def cpu_latency_ms(model: torch.nn.Module, n_leads: int, starts: list[int], wind
     return float(np.median(times) * 1000)
 
 
-def evaluate_model(checkpoint: dict, data: StudyData, indices: np.ndarray, cfg: EvaluateSettings) -> Evaluation:
+def evaluate_model(
+    checkpoint: dict, data: StudyData, indices: np.ndarray, cfg: EvaluateSettings
+) -> Evaluation:
     models = models_from_checkpoint(checkpoint)
     val, test = data.splits["val"], data.splits["test"]
     val_p = ensemble_proba(models, val.x, data.eval_starts, data.window, cfg.aggregate)
@@ -90,25 +99,31 @@ def evaluate_model(checkpoint: dict, data: StudyData, indices: np.ndarray, cfg: 
     model = models[0]
     per_record_windows = len(data.eval_starts)
     seeds = checkpoint["seeds"]
-    metrics.update({
-        "params": count_parameters(model),
-        "macs_per_record": count_macs(model, data.n_leads, data.window) * per_record_windows,
-        "cpu_latency_ms": cpu_latency_ms(model, data.n_leads, data.eval_starts, data.window, cfg.latency_runs),
-        "train_seconds": float(sum(s["train_seconds"] for s in seeds)),
-        "epochs_run": int(sum(s["epochs_run"] for s in seeds)),
-        "val_macro_auroc": float(np.mean([s["best_val_macro_auroc"] for s in seeds])),
-        "seeds": len(seeds),
-        "test_records": int(len(test.ecg_ids)),
-        "bootstrap_resamples": int(len(indices)),
-    })
+    metrics.update(
+        {
+            "params": count_parameters(model),
+            "macs_per_record": count_macs(model, data.n_leads, data.window) * per_record_windows,
+            "cpu_latency_ms": cpu_latency_ms(
+                model, data.n_leads, data.eval_starts, data.window, cfg.latency_runs
+            ),
+            "train_seconds": float(sum(s["train_seconds"] for s in seeds)),
+            "epochs_run": int(sum(s["epochs_run"] for s in seeds)),
+            "val_macro_auroc": float(np.mean([s["best_val_macro_auroc"] for s in seeds])),
+            "seeds": len(seeds),
+            "test_records": int(len(test.ecg_ids)),
+            "bootstrap_resamples": int(len(indices)),
+        }
+    )
     y = test.y.astype(bool)
-    per_class = pd.DataFrame({
-        "class": data.classes,
-        "family": [data.families.get(c, "other") for c in data.classes],
-        "test_positives": y.sum(axis=0),
-        "auroc": auroc_per_class(y, test_p),
-        "auprc": auprc_per_class(y, test_p),
-        "f1": f1_per_class(y, test_p >= thresholds),
-        "threshold": thresholds,
-    })
+    per_class = pd.DataFrame(
+        {
+            "class": data.classes,
+            "family": [data.families.get(c, "other") for c in data.classes],
+            "test_positives": y.sum(axis=0),
+            "auroc": auroc_per_class(y, test_p),
+            "auprc": auprc_per_class(y, test_p),
+            "f1": f1_per_class(y, test_p >= thresholds),
+            "threshold": thresholds,
+        }
+    )
     return Evaluation(metrics, thresholds, per_class, boot, val_p, test_p)

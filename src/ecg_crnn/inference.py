@@ -34,9 +34,13 @@ class Prediction:
         return self.probabilities >= self.thresholds
 
     def as_dict(self) -> dict:
-        return {"record": self.record,
-                "classes": {c: {"probability": float(p), "threshold": float(t), "positive": bool(p >= t)}
-                            for c, p, t in zip(self.classes, self.probabilities, self.thresholds, strict=True)}}
+        return {
+            "record": self.record,
+            "classes": {
+                c: {"probability": float(p), "threshold": float(t), "positive": bool(p >= t)}
+                for c, p, t in zip(self.classes, self.probabilities, self.thresholds, strict=True)
+            },
+        }
 
 
 def load_thresholds(path: Path, classes: list[str]) -> tuple[np.ndarray, str]:
@@ -61,10 +65,13 @@ def read_record(record: Path, checkpoint: dict) -> np.ndarray:
     if leads != want:
         raise EcgCrnnError(f"{record}.hea: leads {header.leads}, the model expects {checkpoint['leads']}")
     if header.n_samples < checkpoint["window"]:
-        raise EcgCrnnError(f"{record}.hea: {header.n_samples} samples, shorter than one window "
-                           f"({checkpoint['window']})")
+        raise EcgCrnnError(
+            f"{record}.hea: {header.n_samples} samples, shorter than one window ({checkpoint['window']})"
+        )
     x = to_physical(digital, np.array(header.gains), np.array(header.baselines))
-    return standardize(x, np.asarray(checkpoint["mean"], np.float32), np.asarray(checkpoint["std"], np.float32))
+    return standardize(
+        x, np.asarray(checkpoint["mean"], np.float32), np.asarray(checkpoint["std"], np.float32)
+    )
 
 
 def predict_record(record: Path, model_path: Path, thresholds_path: Path) -> Prediction:
@@ -73,7 +80,9 @@ def predict_record(record: Path, model_path: Path, thresholds_path: Path) -> Pre
     x = read_record(record, checkpoint)
     # Windows laid out as in evaluation, over however long this record is.
     starts = eval_starts(x.shape[1], checkpoint["window"], checkpoint["stride"])
-    p = ensemble_proba(models_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[0]
+    p = ensemble_proba(models_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[
+        0
+    ]
     return Prediction(str(record), checkpoint["classes"], p, thresholds)
 
 
@@ -97,8 +106,16 @@ def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 
     example = torch.randn(len(checkpoint["eval_starts"]), len(checkpoint["leads"]), checkpoint["window"])
     batch = torch.export.Dim("windows", min=1, max=65536)
     with atomic_path(out, suffix=".onnx") as tmp:
-        torch.onnx.export(model, (example,), str(tmp), input_names=["windows"], output_names=["probabilities"],
-                          dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["windows"],
+            output_names=["probabilities"],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            verbose=False,
+        )
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         check = torch.randn(11, *example.shape[1:])
         got = session.run(None, {"windows": check.numpy()})[0]
@@ -106,11 +123,21 @@ def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 
             want = model(check).numpy()
         max_diff = float(np.abs(got - want).max())
         if not max_diff <= atol:
-            raise EcgCrnnError(f"{out}: ONNX outputs differ from PyTorch's by {max_diff:.2e} (> {atol:g}); not written")
-    meta = {"arch": checkpoint["arch"], "classes": checkpoint["classes"], "leads": checkpoint["leads"],
-            "fs": checkpoint["fs"], "window": checkpoint["window"], "stride": checkpoint["stride"],
-            "eval_starts": checkpoint["eval_starts"],
-            "mean": checkpoint["mean"], "std": checkpoint["std"], "max_abs_diff_vs_pytorch": max_diff}
+            raise EcgCrnnError(
+                f"{out}: ONNX outputs differ from PyTorch's by {max_diff:.2e} (> {atol:g}); not written"
+            )
+    meta = {
+        "arch": checkpoint["arch"],
+        "classes": checkpoint["classes"],
+        "leads": checkpoint["leads"],
+        "fs": checkpoint["fs"],
+        "window": checkpoint["window"],
+        "stride": checkpoint["stride"],
+        "eval_starts": checkpoint["eval_starts"],
+        "mean": checkpoint["mean"],
+        "std": checkpoint["std"],
+        "max_abs_diff_vs_pytorch": max_diff,
+    }
     with atomic_path(Path(out).with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-HEADLINE = ("macro_auroc", "micro_auroc", "macro_auprc", "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")
+HEADLINE = (
+    "macro_auroc",
+    "micro_auroc",
+    "macro_auprc",
+    "micro_f1",
+    "macro_f1",
+    "hamming_loss",
+    "subset_accuracy",
+)
 
 
 def auroc_per_class(y: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -96,7 +104,9 @@ def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n)).astype(dtype)
 
 
-def bootstrap_headline(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, indices: np.ndarray) -> pd.DataFrame:
+def bootstrap_headline(
+    y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, indices: np.ndarray
+) -> pd.DataFrame:
     """Headline figures on each resample: one row per resample."""
     return pd.DataFrame([headline(y[idx], s[idx], thresholds) for idx in indices], columns=list(HEADLINE))
 

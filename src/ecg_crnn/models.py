@@ -79,8 +79,16 @@ class FrontEnd(nn.Module):
 
 
 class CRNN(nn.Module):
-    def __init__(self, arch: Architecture, n_leads: int, n_classes: int, channels: list[int], kernel_size: int,
-                 hidden: int, dropout: float):
+    def __init__(
+        self,
+        arch: Architecture,
+        n_leads: int,
+        n_classes: int,
+        channels: list[int],
+        kernel_size: int,
+        hidden: int,
+        dropout: float,
+    ):
         super().__init__()
         self.arch = arch
         self.front = FrontEnd(n_leads, channels, kernel_size)
@@ -88,8 +96,14 @@ class CRNN(nn.Module):
         self.rnn: nn.Module | None = None
         if arch.rnn is not None:
             cls = nn.LSTM if arch.rnn == "lstm" else nn.GRU
-            self.rnn = cls(features, hidden, num_layers=arch.layers, batch_first=True,
-                           bidirectional=arch.bidirectional, dropout=dropout if arch.layers > 1 else 0.0)
+            self.rnn = cls(
+                features,
+                hidden,
+                num_layers=arch.layers,
+                batch_first=True,
+                bidirectional=arch.bidirectional,
+                dropout=dropout if arch.layers > 1 else 0.0,
+            )
             features = hidden * (2 if arch.bidirectional else 1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * features, n_classes)
@@ -103,8 +117,15 @@ class CRNN(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-def build_model(name: str, n_leads: int, n_classes: int, channels: list[int], kernel_size: int, hidden: int,
-                dropout: float) -> CRNN:
+def build_model(
+    name: str,
+    n_leads: int,
+    n_classes: int,
+    channels: list[int],
+    kernel_size: int,
+    hidden: int,
+    dropout: float,
+) -> CRNN:
     return CRNN(get_architecture(name), n_leads, n_classes, list(channels), kernel_size, hidden, dropout)
 
 

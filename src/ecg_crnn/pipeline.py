@@ -6,7 +6,6 @@ outputs atomically. The CLI, dvc.yaml and the Prefect flows all call these; none
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import asdict
@@ -47,7 +46,9 @@ def _dvclive_logger(directory: Path, seeds: list[int]):
     return live, for_seed
 
 
-def checkpoint_payload(arch: str, data: StudyData, model_cfg: ModelSettings, results: list[TrainResult]) -> dict:
+def checkpoint_payload(
+    arch: str, data: StudyData, model_cfg: ModelSettings, results: list[TrainResult]
+) -> dict:
     """A self-contained trained model: weights of every seed plus what inference needs to reproduce the
     preprocessing (classes, leads, standardization, window layout)."""
     return {
@@ -63,16 +64,29 @@ def checkpoint_payload(arch: str, data: StudyData, model_cfg: ModelSettings, res
         "mean": data.mean.tolist(),
         "std": data.std.tolist(),
         "seeds": [
-            {"seed": r.seed, "state_dict": r.state_dict, "best_epoch": r.best_epoch,
-             "best_val_macro_auroc": r.best_val_macro_auroc, "train_seconds": r.train_seconds,
-             "epochs_run": len(r.history), "stopped_early": r.stopped_early}
+            {
+                "seed": r.seed,
+                "state_dict": r.state_dict,
+                "best_epoch": r.best_epoch,
+                "best_val_macro_auroc": r.best_val_macro_auroc,
+                "train_seconds": r.train_seconds,
+                "epochs_run": len(r.history),
+                "stopped_early": r.stopped_early,
+            }
             for r in results
         ],
     }
 
 
-def run_train(arch: str, filtered: Path, segmented: Path, out_dir: Path, resume_dir: Path, params: Params,
-              progress: bool = True) -> dict:
+def run_train(
+    arch: str,
+    filtered: Path,
+    segmented: Path,
+    out_dir: Path,
+    resume_dir: Path,
+    params: Params,
+    progress: bool = True,
+) -> dict:
     """Train `arch` for every seed of train.seeds. Interrupted runs resume from `resume_dir`."""
     out_dir, resume_dir = Path(out_dir), Path(resume_dir)
     data = load_study_data(filtered, segmented, splits=("train", "val"))
@@ -88,8 +102,16 @@ def run_train(arch: str, filtered: Path, segmented: Path, out_dir: Path, resume_
             for record in result.history:
                 log(record)
         else:
-            result = train(arch, data, params.models, cfg, seed, checkpoint=resume_dir / f"seed{seed}.pt",
-                           on_epoch=log, progress=progress)
+            result = train(
+                arch,
+                data,
+                params.models,
+                cfg,
+                seed,
+                checkpoint=resume_dir / f"seed{seed}.pt",
+                on_epoch=log,
+                progress=progress,
+            )
             with atomic_path(done) as tmp:
                 torch.save(result, tmp)
         results.append(result)
@@ -106,8 +128,11 @@ def run_train(arch: str, filtered: Path, segmented: Path, out_dir: Path, resume_
         torch.save(checkpoint_payload(arch, data, params.models, results), tmp)
     write_json(out_dir / "history.json", {f"seed{r.seed}": r.history for r in results})
     shutil.rmtree(resume_dir, ignore_errors=True)  # the run is complete: nothing left to resume
-    print(f"train {arch}: best validation macro-AUROC {summary['best_val_macro_auroc']:.4f} "
-          f"in {summary['train_seconds']:.0f} s -> {out_dir}", file=sys.stderr)
+    print(
+        f"train {arch}: best validation macro-AUROC {summary['best_val_macro_auroc']:.4f} "
+        f"in {summary['train_seconds']:.0f} s -> {out_dir}",
+        file=sys.stderr,
+    )
     return summary
 
 
@@ -116,7 +141,10 @@ def run_bootstrap(segmented: Path, out: Path, cfg: EvaluateSettings) -> np.ndarr
     split = pd.read_csv(Path(segmented) / "split.csv")
     n_test = int((split["split"] == "test").sum())
     indices = bootstrap_indices(n_test, cfg.bootstrap, cfg.bootstrap_seed)
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+    with (
+        atomic_path(out) as tmp,
+        open(tmp, "wb") as f,
+    ):  # a file object: np.savez would append ".npz" to a path
         np.savez_compressed(f, indices=indices, seed=cfg.bootstrap_seed)
     return indices
 
@@ -128,33 +156,57 @@ def load_model_file(path: Path) -> dict:
         raise EcgCrnnError(f"{path}: no trained model (run the train stage first)") from None
 
 
-def run_evaluate(arch: str, filtered: Path, segmented: Path, model_path: Path, bootstrap_path: Path,
-                 out_dir: Path, cfg: EvaluateSettings) -> dict:
+def run_evaluate(
+    arch: str,
+    filtered: Path,
+    segmented: Path,
+    model_path: Path,
+    bootstrap_path: Path,
+    out_dir: Path,
+    cfg: EvaluateSettings,
+) -> dict:
     checkpoint = load_model_file(model_path)
     if checkpoint["arch"] != arch:
         raise EcgCrnnError(f"{model_path}: holds {checkpoint['arch']!r}, not {arch!r}")
     data = load_study_data(filtered, segmented, splits=("val", "test"))
     if checkpoint["classes"] != data.classes:
-        raise EcgCrnnError(f"{model_path}: trained on other classes than {filtered} holds; re-run the train stage")
+        raise EcgCrnnError(
+            f"{model_path}: trained on other classes than {filtered} holds; re-run the train stage"
+        )
     indices = np.load(bootstrap_path)["indices"]
     if indices.shape[1] != len(data.splits["test"].ecg_ids):
-        raise EcgCrnnError(f"{bootstrap_path}: drawn for {indices.shape[1]} test records, the test fold has "
-                           f"{len(data.splits['test'].ecg_ids)}; re-run the bootstrap stage")
+        raise EcgCrnnError(
+            f"{bootstrap_path}: drawn for {indices.shape[1]} test records, the test fold has "
+            f"{len(data.splits['test'].ecg_ids)}; re-run the bootstrap stage"
+        )
     result = evaluate_model(checkpoint, data, indices, cfg)
     out_dir = Path(out_dir)
     write_json(out_dir / "metrics.json", result.metrics)
-    write_json(out_dir / "thresholds.json", {"aggregate": cfg.aggregate,
-                                             "thresholds": dict(zip(data.classes, result.thresholds.tolist(),
-                                                                    strict=True))})
+    write_json(
+        out_dir / "thresholds.json",
+        {
+            "aggregate": cfg.aggregate,
+            "thresholds": dict(zip(data.classes, result.thresholds.tolist(), strict=True)),
+        },
+    )
     with atomic_path(out_dir / "per_class.csv") as tmp:
         result.per_class.to_csv(tmp, index=False)
     with atomic_path(out_dir / "bootstrap.csv") as tmp:
         result.bootstrap.to_csv(tmp, index=False)
     with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, classes=np.array(data.classes), test_ecg_id=data.splits["test"].ecg_ids,
-                            test_y=data.splits["test"].y, test_p=result.test_p, val_y=data.splits["val"].y,
-                            val_p=result.val_p)
+        np.savez_compressed(
+            f,
+            classes=np.array(data.classes),
+            test_ecg_id=data.splits["test"].ecg_ids,
+            test_y=data.splits["test"].y,
+            test_p=result.test_p,
+            val_y=data.splits["val"].y,
+            val_p=result.val_p,
+        )
     m = result.metrics
-    print(f"evaluate {arch}: test macro-AUROC {m['macro_auroc']:.4f} "
-          f"[{m['macro_auroc_lo']:.4f}, {m['macro_auroc_hi']:.4f}], micro-F1 {m['micro_f1']:.4f}", file=sys.stderr)
+    print(
+        f"evaluate {arch}: test macro-AUROC {m['macro_auroc']:.4f} "
+        f"[{m['macro_auroc_lo']:.4f}, {m['macro_auroc_hi']:.4f}], micro-F1 {m['micro_f1']:.4f}",
+        file=sys.stderr,
+    )
     return m

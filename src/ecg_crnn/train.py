@@ -65,14 +65,24 @@ def random_crops(x: torch.Tensor, idx: torch.Tensor, window: int, gen: torch.Gen
     """One random window per selected record: (B, leads, window), gathered in one indexing operation."""
     starts = torch.randint(0, x.shape[2] - window + 1, (len(idx),), generator=gen, device=gen.device)
     time_idx = starts.to(x.device)[:, None] + torch.arange(window, device=x.device)
-    return x[idx.to(x.device)[:, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None],
-             time_idx[:, None, :]]
+    return x[
+        idx.to(x.device)[:, None, None],
+        torch.arange(x.shape[1], device=x.device)[None, :, None],
+        time_idx[:, None, :],
+    ]
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, starts: list[int], window: int,
-                  aggregate: str = "max", batch_records: int = 128, device: torch.device | None = None,
-                  autocast: bool = False) -> np.ndarray:
+def predict_proba(
+    model: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    starts: list[int],
+    window: int,
+    aggregate: str = "max",
+    batch_records: int = 128,
+    device: torch.device | None = None,
+    autocast: bool = False,
+) -> np.ndarray:
     """Per-record probabilities (N, classes): every evaluation window scored, then max (or mean) over windows."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -82,7 +92,9 @@ def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, starts: list[i
     out = []
     for b in range(0, x.shape[0], batch_records):
         xb = x[b : b + batch_records].to(device)
-        windows = xb[:, :, offsets.to(device)].permute(0, 2, 1, 3).reshape(-1, xb.shape[1], window)  # (B*S, L, W)
+        windows = (
+            xb[:, :, offsets.to(device)].permute(0, 2, 1, 3).reshape(-1, xb.shape[1], window)
+        )  # (B*S, L, W)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(windows)
         p = torch.sigmoid(logits.float()).reshape(xb.shape[0], len(starts), -1)
@@ -96,11 +108,17 @@ def macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def run_fingerprint(arch: str, seed: int, model_cfg: ModelSettings, cfg: TrainSettings, data: StudyData) -> str:
+def run_fingerprint(
+    arch: str, seed: int, model_cfg: ModelSettings, cfg: TrainSettings, data: StudyData
+) -> str:
     """Identifies a run: a checkpoint from other settings or data is never resumed."""
-    payload = {"arch": arch, "seed": seed, "model": asdict(model_cfg),
-               "train": {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "device")},
-               "data": data.fingerprint()}
+    payload = {
+        "arch": arch,
+        "seed": seed,
+        "model": asdict(model_cfg),
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "device")},
+        "data": data.fingerprint(),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -109,9 +127,17 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettings, seed: int,
-          checkpoint: Path | None = None, on_epoch: EpochCallback | None = None, progress: bool = True,
-          max_epochs: int | None = None) -> TrainResult:
+def train(
+    arch: str,
+    data: StudyData,
+    model_cfg: ModelSettings,
+    cfg: TrainSettings,
+    seed: int,
+    checkpoint: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> TrainResult:
     """Train one architecture with one seed. `on_epoch` sees every epoch's record (replayed ones too, after
     a resume) and may raise to stop the run (the Optuna search prunes that way)."""
     device = pick_device(cfg.device)
@@ -119,8 +145,15 @@ def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettin
     seed_everything(seed)
     train_split, val = data.splits["train"], data.splits["val"]
     n_classes = len(data.classes)
-    model = build_model(arch, data.n_leads, n_classes, model_cfg.channels, model_cfg.kernel_size,
-                        model_cfg.hidden, model_cfg.dropout).to(device)
+    model = build_model(
+        arch,
+        data.n_leads,
+        n_classes,
+        model_cfg.channels,
+        model_cfg.kernel_size,
+        model_cfg.hidden,
+        model_cfg.dropout,
+    ).to(device)
     x_train = torch.from_numpy(train_split.x).to(device)
     y_train = torch.from_numpy(train_split.y).to(device)
     pos_weight = None
@@ -130,7 +163,9 @@ def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettin
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch
+    )
     gen = torch.Generator(device=device).manual_seed(seed)
 
     fingerprint = run_fingerprint(arch, seed, model_cfg, cfg, data)
@@ -150,13 +185,18 @@ def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettin
             random.setstate(state["python_rng"])
             history, best_state, best_score = state["history"], state["best_state"], state["best_score"]
             best_epoch, bad_epochs, start_epoch = state["best_epoch"], state["bad_epochs"], state["epoch"]
-            print(f"train {arch} seed {seed}: resuming after epoch {start_epoch} from {checkpoint}", file=sys.stderr)
+            print(
+                f"train {arch} seed {seed}: resuming after epoch {start_epoch} from {checkpoint}",
+                file=sys.stderr,
+            )
             for record in history:
                 if on_epoch:
                     on_epoch(record)
         else:
-            print(f"train {arch} seed {seed}: {checkpoint} is from other settings or data; starting afresh",
-                  file=sys.stderr)
+            print(
+                f"train {arch} seed {seed}: {checkpoint} is from other settings or data; starting afresh",
+                file=sys.stderr,
+            )
 
     last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
     stopped_early = bad_epochs >= cfg.patience
@@ -183,8 +223,13 @@ def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettin
         val_p = predict_proba(model, val.x, data.eval_starts, data.window, device=device, autocast=autocast)
         score = macro_auroc(val.y, val_p)
         seconds = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_loss": total_loss / len(x_train), "val_macro_auroc": score,
-                  "lr": scheduler.get_last_lr()[0], "seconds": seconds}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / len(x_train),
+            "val_macro_auroc": score,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": seconds,
+        }
         history.append(record)
         if score > best_score:
             best_score, best_epoch, bad_epochs = score, epoch + 1, 0
@@ -193,22 +238,44 @@ def train(arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettin
             bad_epochs += 1
         stopped_early = bad_epochs >= cfg.patience
         if progress:
-            print(f"train {arch} seed {seed}: epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} "
-                  f"val macro-AUROC {score:.4f} (best {best_score:.4f} @ {best_epoch}) {seconds:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"train {arch} seed {seed}: epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} "
+                f"val macro-AUROC {score:.4f} (best {best_score:.4f} @ {best_epoch}) {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                "fingerprint": fingerprint, "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "history": history,
-                "best_state": best_state, "best_score": best_score, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-            })
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "numpy_rng": np.random.get_state(),
+                    "python_rng": random.getstate(),
+                    "history": history,
+                    "best_state": best_state,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                },
+            )
         if on_epoch:
             on_epoch(record)
     if best_state is None:  # no epoch ran (max_epochs=0): keep the initial weights
         best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
-    return TrainResult(arch, seed, best_state, history, best_epoch, float(best_score),
-                       float(sum(r["seconds"] for r in history)), stopped_early)
+    return TrainResult(
+        arch,
+        seed,
+        best_state,
+        history,
+        best_epoch,
+        float(best_score),
+        float(sum(r["seconds"] for r in history)),
+        stopped_early,
+    )

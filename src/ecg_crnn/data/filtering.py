@@ -90,8 +90,13 @@ def run_filter(
     with atomic_dir(out_dir) as tmp:
         build_cache([raw_dir / f for f in table["filename"]], tmp, cfg.workers, progress)
         table.to_csv(tmp / "labels.csv", index=False)
-        summary = {"task": cfg.task, "records": len(table), "classes": classes, "positives": counts,
-                   "families": families}
+        summary = {
+            "task": cfg.task,
+            "records": len(table),
+            "classes": classes,
+            "positives": counts,
+            "families": families,
+        }
         (tmp / "classes.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
