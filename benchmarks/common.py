@@ -49,3 +49,16 @@ def write_section(name: str, body: str) -> None:
         else text.rstrip() + "\n\n" + section
     )
     path.write_text(text.rstrip() + "\n")
+
+
+def prepared(raw: Path, work: Path):
+    """Filter and segment a dataset with the pipeline's defaults (once), and load the study data."""
+    from ecg_crnn.config import DataSettings, FilterSettings, SegmentSettings
+    from ecg_crnn.data.filtering import run_filter
+    from ecg_crnn.data.segment import run_segment
+    from ecg_crnn.dataset import load_study_data
+
+    if not (work / "segmented" / "split.csv").is_file():
+        run_filter(raw, work / "filtered", DataSettings(), FilterSettings(), progress=False)
+        run_segment(work / "filtered", work / "segmented", SegmentSettings())
+    return load_study_data(work / "filtered", work / "segmented", splits=("train", "val"))

@@ -72,6 +72,48 @@ def random_crops(x: torch.Tensor, idx: torch.Tensor, window: int, gen: torch.Gen
     ]
 
 
+def run_epoch(
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    window: int,
+    batch_size: int,
+    gen: torch.Generator,
+    grad_clip: float = 0.0,
+    autocast: bool = False,
+    max_steps: int | None = None,
+) -> float:
+    """One pass over the training records in random order, one random crop each; returns the mean loss.
+
+    Batches are sliced from tensors already in memory (on the training device): no per-record Dataset,
+    no collation, no host-to-device copy per batch.
+    """
+    model.train()
+    device = x.device
+    perm = torch.randperm(len(x), generator=gen, device=gen.device)
+    steps = -(-len(x) // batch_size) if max_steps is None else max_steps
+    total, seen = 0.0, 0
+    for b in range(steps):
+        idx = perm[b * batch_size : (b + 1) * batch_size]
+        xb = random_crops(x, idx, window, gen)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(xb)
+        loss = loss_fn(logits.float(), y[idx.to(device)])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    return total / seen
+
+
 @torch.no_grad()
 def predict_proba(
     model: nn.Module,
@@ -161,7 +203,7 @@ def train(
         pos = y_train.sum(0).clamp(min=1)
         pos_weight = ((len(y_train) - pos) / pos).clamp(max=100.0)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    steps_per_epoch = -(-len(x_train) // cfg.batch_size)
+    steps_per_epoch = -(-len(x_train) // cfg.batch_size)  # run_epoch's batches
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch
@@ -204,28 +246,25 @@ def train(
         if stopped_early:
             break
         t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(x_train), generator=gen, device=gen.device)
-        total_loss = 0.0
-        for b in range(steps_per_epoch):
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb = random_crops(x_train, idx, data.window, gen)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(xb)
-            loss = loss_fn(logits.float(), y_train[idx.to(device)])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(idx)
+        train_loss = run_epoch(
+            model,
+            optimizer,
+            scheduler,
+            loss_fn,
+            x_train,
+            y_train,
+            data.window,
+            cfg.batch_size,
+            gen,
+            cfg.grad_clip,
+            autocast,
+        )
         val_p = predict_proba(model, val.x, data.eval_starts, data.window, device=device, autocast=autocast)
         score = macro_auroc(val.y, val_p)
         seconds = time.perf_counter() - t0
         record = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / len(x_train),
+            "train_loss": train_loss,
             "val_macro_auroc": score,
             "lr": scheduler.get_last_lr()[0],
             "seconds": seconds,
