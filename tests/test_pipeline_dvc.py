@@ -10,7 +10,10 @@ from .conftest import run, set_params
 def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_dir):
     set_params(project, download__source=str(synthetic_dir))
     run(["dvc", "repro", "segment"], project)
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
+    assert (
+        "Data and pipelines are up to date"
+        in run(["dvc", "status", "--with-deps", "segment"], project).stdout
+    )
     split = (project / "data/segmented/split.csv").read_text().splitlines()
     assert len(split) == 1 + 300
     lock = yaml.safe_load((project / "dvc.lock").read_text())
@@ -38,6 +41,9 @@ def test_repro_on_real_subset_restricted_to_present(project, shared_ptbxl):
     assert "set filter.records: present" in failed.stderr + failed.stdout
     set_params(project, filter__records="present")
     run(["dvc", "repro", "segment"], project)
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
+    assert (
+        "Data and pipelines are up to date"
+        in run(["dvc", "status", "--with-deps", "segment"], project).stdout
+    )
     classes = json.loads((project / "data/filtered/classes.json").read_text())
     assert classes["records"] == 477 and classes["task"] == "subdiagnostic"

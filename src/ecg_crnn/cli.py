@@ -46,7 +46,14 @@ def _segment(args) -> None:
 def _synth(args) -> None:
     from .data.synthetic import write_synthetic
 
-    info = write_synthetic(args.out, args.records, tuple(args.rates), args.seed, progress=not args.quiet)
+    info = write_synthetic(
+        args.out,
+        args.records,
+        tuple(args.rates),
+        args.seed,
+        progress=not args.quiet,
+        shift_fold=args.shift_fold,
+    )
     print(
         f"synth: {info['records']} records at {', '.join(map(str, info['rates']))} Hz, "
         f"{info['files']} files -> {args.out}"
@@ -83,7 +90,7 @@ def _compare(args) -> None:
 
     p = load_params(args.params)
     results = load_results(args.evaluation, p.study.architectures)
-    write_report(results, p.study.reference, args.out)
+    write_report(results, p.study.reference, args.out, args.drift, args.prediction_drift)
 
 
 def _predict(args) -> None:
@@ -115,6 +122,20 @@ def _export(args) -> None:
         f"export: {out} ({meta['arch']}, {len(meta['classes'])} classes; max |ONNX - PyTorch| = "
         f"{meta['max_abs_diff_vs_pytorch']:.1e})"
     )
+
+
+def _drift(args) -> None:
+    from .drift import run_drift
+
+    run_drift(args.raw, args.filtered, args.segmented, args.out, args.summary, load_params(args.params).drift)
+
+
+def _drift_predictions(args) -> None:
+    from .drift import run_prediction_drift
+
+    p = load_params(args.params)
+    arch = args.arch or p.study.reference
+    run_prediction_drift(args.evaluation / arch / "predictions.npz", args.out, args.summary, p.drift)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="the study table, paired tests, plots and report")
     s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
     s.add_argument("--out", type=Path, default=Path("reports/study"))
+    s.add_argument("--drift", type=Path, default=Path("reports/drift.json"), help="linked when present")
+    s.add_argument("--prediction-drift", type=Path, default=Path("reports/drift_predictions.json"))
     s.set_defaults(func=_compare)
 
     s = sub.add_parser("predict", help="class probabilities and decisions for one WFDB record")
@@ -180,11 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="default: models/ARCH/model.onnx")
     s.set_defaults(func=_export)
 
+    s = sub.add_parser("drift", help="Evidently reports: each fold against the training folds")
+    s.add_argument("--raw", type=Path, default=Path("data/raw/ptbxl"))
+    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
+    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
+    s.add_argument("--out", type=Path, default=Path("reports/drift"))
+    s.add_argument("--summary", type=Path, default=Path("reports/drift.json"))
+    s.set_defaults(func=_drift)
+
+    s = sub.add_parser(
+        "drift-predictions", help="Evidently report: predicted scores, test fold vs validation fold"
+    )
+    s.add_argument("--arch", help="default: study.reference")
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
+    s.add_argument("--out", type=Path, default=Path("reports/drift_predictions.html"))
+    s.add_argument("--summary", type=Path, default=Path("reports/drift_predictions.json"))
+    s.set_defaults(func=_drift_predictions)
+
     s = sub.add_parser("synth", help="write a synthetic dataset in PTB-XL's layout")
     s.add_argument("out", type=Path)
     s.add_argument("--records", type=int, default=2000)
     s.add_argument("--rates", type=int, nargs="+", default=[100], choices=[100, 500])
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--shift-fold", type=int, help="make this fold drift on purpose (patients, device, signal)"
+    )
     s.set_defaults(func=_synth)
     return parser
 

@@ -322,7 +322,38 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}" style="max-width:100%">'
 
 
-def write_report(res: StudyResults, reference: str, out_dir: Path, drift_summary: Path | None = None) -> dict:
+def drift_section(drift_summary: Path | None, prediction_drift: Path | None) -> list[str]:
+    """Markdown lines summarizing the drift stage's results, linking its reports (paths relative to reports/study)."""
+    lines = []
+    if drift_summary is not None and Path(drift_summary).is_file():
+        summary = json.loads(Path(drift_summary).read_text())
+        lines += [
+            "| fold | role | records | drifted columns | dataset drift | most drifted |",
+            "| --- | --- | ---: | ---: | --- | --- |",
+        ]
+        for name, v in summary.items():
+            lines.append(
+                f"| {name.removeprefix('fold_')} | {v['role']} | {v['records']} | {v['drifted_columns']}/"
+                f"{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} | "
+                f"{', '.join(list(v['most_drifted'])[:4])} |"
+            )
+        lines += ["", "Reports: [drift between folds](../drift/index.html)."]
+    if prediction_drift is not None and Path(prediction_drift).is_file():
+        p = json.loads(Path(prediction_drift).read_text())
+        lines.append(
+            f"Predicted scores, test fold against validation fold: {p['drifted_columns']}/{p['columns']} "
+            f"classes drift ([report](../drift_predictions.html))."
+        )
+    return lines
+
+
+def write_report(
+    res: StudyResults,
+    reference: str,
+    out_dir: Path,
+    drift_summary: Path | None = None,
+    prediction_drift: Path | None = None,
+) -> dict:
     comp = comparisons(res, reference)
     gains = family_gains(res)
     table = study_table(res, comp)
@@ -341,9 +372,7 @@ def write_report(res: StudyResults, reference: str, out_dir: Path, drift_summary
             f"{len(res.metrics)} architectures, test fold of {test_records} records, "
             f"95% intervals from {resamples} paired bootstrap resamples. Reference: {reference}."
         )
-        drift_line = ""
-        if drift_summary is not None and Path(drift_summary).is_file():
-            drift_line = f"Drift between folds: see [{Path(drift_summary).name}]({Path(drift_summary)})."
+        drift = drift_section(drift_summary, prediction_drift)
         md = [
             "# How much temporal modeling is enough?",
             "",
@@ -367,8 +396,8 @@ def write_report(res: StudyResults, reference: str, out_dir: Path, drift_summary
             "",
         ]
         md += [f"![{name}](plots/{name}.png)" for name in plots]
-        if drift_line:
-            md += ["", drift_line]
+        if drift:
+            md += ["", "## Drift between folds", "", *drift]
         (tmp / "report.md").write_text("\n".join(md) + "\n")
         body = [
             f"<h1>How much temporal modeling is enough?</h1><p>{html.escape(intro)}</p><h2>Answer</h2><ul>"
@@ -382,6 +411,13 @@ def write_report(res: StudyResults, reference: str, out_dir: Path, drift_summary
             "<h2>Plots</h2>",
         ]
         body += [_img(tmp / "plots" / f"{name}.png") for name in plots]
+        if drift:
+            import markdown_it  # noqa: PLC0415 (rich's dependency; renders the drift table)
+
+            body += [
+                "<h2>Drift between folds</h2>",
+                markdown_it.MarkdownIt().enable("table").render("\n".join(drift)),
+            ]
         style = (
             "body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse;"
             "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}"

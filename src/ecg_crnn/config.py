@@ -175,6 +175,22 @@ class EvaluateSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    # A comparison is flagged as dataset drift when at least this share of its columns drift (Evidently).
+    drift_share: float = 0.5
+    # Per-column drift detection. tests: K-S (numeric) and chi-square (categorical), drift when p < 0.05;
+    # distances: normed Wasserstein and Jensen-Shannon, drift when >= 0.1 (Evidently's choice for large data);
+    # auto: tests when the compared fold has under 1,000 records (distances are noisy there), else distances.
+    method: str = field(default="auto", metadata=_choices("auto", "tests", "distances"))
+    top: int = 10  # most drifted columns listed per comparison in the summary
+
+    def validate(self) -> None:
+        if not 0 < self.drift_share <= 1:
+            raise ConfigError(f"drift.drift_share: must be in (0, 1], got {self.drift_share!r}")
+        _positive("drift.top", self.top)
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataSettings = field(default_factory=DataSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
@@ -184,6 +200,7 @@ class Params:
     models: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
 
 class ConfigError(EcgCrnnError):

@@ -131,7 +131,21 @@ def draw_codes(rng: np.random.Generator) -> dict[str, float]:
     return codes
 
 
-def render(codes: dict[str, float], fs: int, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class Acquisition:
+    """How a record was acquired: a shifted fold records louder, noisier, more wandering signals."""
+
+    gain: float = 1.0
+    noise_mv: float = 0.015
+    wander_mv: float = 0.15
+
+
+SHIFTED = Acquisition(gain=1.35, noise_mv=0.045, wander_mv=0.45)
+
+
+def render(
+    codes: dict[str, float], fs: int, rng: np.random.Generator, acq: Acquisition = Acquisition()
+) -> np.ndarray:
     """One 10 s, 12-lead record in mV, shape (12, fs * 10)."""
     n = fs * DURATION_S
     rhythm = next(c for c in codes if c in RHYTHMS)
@@ -205,9 +219,12 @@ def render(codes: dict[str, float], fs: int, rng: np.random.Generator) -> np.nda
     if rhythm == "AFIB":  # fibrillatory waves
         f = rng.uniform(4, 8)
         x += 0.04 * np.sin(2 * np.pi * f * time + rng.uniform(0, 6.3)) * rng.uniform(0.5, 1.5, (12, 1))
-    wander = rng.uniform(0, 0.15) * np.sin(2 * np.pi * rng.uniform(0.05, 0.4) * time + rng.uniform(0, 6.3))
+    x *= acq.gain
+    wander = rng.uniform(0, acq.wander_mv) * np.sin(
+        2 * np.pi * rng.uniform(0.05, 0.4) * time + rng.uniform(0, 6.3)
+    )
     x += wander * rng.uniform(0.3, 1.0, (12, 1))
-    x += rng.normal(0, 0.015, x.shape)
+    x += rng.normal(0, acq.noise_mv, x.shape)
     return x
 
 
@@ -278,9 +295,19 @@ def _statements() -> pd.DataFrame:
 
 
 def write_synthetic(
-    out_dir: Path, n_records: int, rates: tuple[int, ...] = (100,), seed: int = 0, progress: bool = True
+    out_dir: Path,
+    n_records: int,
+    rates: tuple[int, ...] = (100,),
+    seed: int = 0,
+    progress: bool = True,
+    shift_fold: int | None = None,
 ) -> dict:
-    """Write a synthetic PTB-XL of `n_records` records into `out_dir` (replaced atomically)."""
+    """Write a synthetic PTB-XL of `n_records` records into `out_dir` (replaced atomically).
+
+    `shift_fold` makes one fold drift on purpose (older, heavier patients on one device; louder, noisier
+    signals with more baseline wander), for testing drift detection."""
+    if shift_fold is not None and not 1 <= shift_fold <= 10:
+        raise EcgCrnnError(f"synth: --shift-fold must be in 1..10, got {shift_fold}")
     if n_records < 10:
         raise EcgCrnnError(f"synth: --records must be at least 10 (one per fold), got {n_records}")
     bad = [r for r in rates if r not in (100, 500)]
@@ -296,18 +323,25 @@ def write_synthetic(
     sums: dict[str, str] = {}
     with atomic_dir(out_dir) as tmp:
         db = _database(records, rng, folds, patients)
+        shifted = db["strat_fold"].to_numpy() == shift_fold
+        if shift_fold is not None:
+            db.loc[shifted, "age"] = np.clip(db.loc[shifted, "age"] + 15, 18, 95)
+            db.loc[shifted, "weight"] = db.loc[shifted, "weight"] + 12
+            db.loc[shifted, "device"] = DEVICES[3]
         for name, frame, index in ((DATABASE_CSV, db, False), (STATEMENTS_CSV, _statements(), True)):
             data = frame.to_csv(index=index).encode()
             (tmp / name).write_bytes(data)
             sums[name] = hashlib.sha256(data).hexdigest()
         made_dirs: set[Path] = set()
-        for rec in tqdm(
+        bar = tqdm(
             records, desc="synthesize", unit="rec", disable=not progress, mininterval=1.0, file=sys.stderr
-        ):
+        )
+        for i, rec in enumerate(bar):
             rec_rng = np.random.default_rng([seed, rec.ecg_id])  # each record reproducible on its own
+            acq = SHIFTED if shifted[i] else Acquisition()
             for fs in rates:
                 name = _record_name(rec.ecg_id, fs)
-                hea, dat = wfdb_files(name, render(rec.codes, fs, rec_rng), fs)
+                hea, dat = wfdb_files(name, render(rec.codes, fs, rec_rng, acq), fs)
                 folder = (tmp / name).parent
                 if folder not in made_dirs:
                     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,303 @@
+"""Drift between PTB-XL's folds, with Evidently.
+
+Every fold is compared with the training folds as reference (a training fold with the other training
+folds), over what a model could be sensitive to: patient and recording metadata (age, sex, height,
+weight, site, device, recording year), per-lead signal statistics (amplitude, noise, baseline wander),
+heart rate, and label prevalence. Once a model exists, its predicted scores on the test fold are compared
+with those on the validation fold. Each comparison is a self-contained Evidently HTML report; a JSON
+summary (share of drifted columns, the most drifted columns with their scores) is what DVC tracks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_dir, write_json
+from .config import DriftSettings
+from .data.cache import SignalCache
+from .data.filtering import load_labels
+from .data.ptbxl import load_database
+from .errors import EcgCrnnError
+
+METADATA_NUMERIC = ["age", "height", "weight", "recording_year"]
+METADATA_CATEGORICAL = ["sex", "site", "device"]
+
+
+def signal_features(cache: SignalCache, chunk: int = 1024) -> pd.DataFrame:
+    """Per record and lead: amplitude (peak to peak, mV), noise (white-noise level from the second
+    difference), baseline wander (std of the 1 s moving average); and heart rate from lead II.
+    All vectorized over records: the full dataset takes seconds."""
+    n = cache.signals.shape[0]
+    fs = cache.fs
+    lead_ii = cache.leads.index("II") if "II" in cache.leads else 0
+    parts = []
+    for s in range(0, n, chunk):
+        x = cache.physical(np.arange(s, min(s + chunk, n)))
+        frame = {}
+        amp = x.max(axis=2) - x.min(axis=2)
+        noise = np.diff(x, n=2, axis=2).std(axis=2) / np.sqrt(6.0)
+        wander = moving_average(x, max(1, int(fs))).std(axis=2)
+        for i, lead in enumerate(cache.leads):
+            frame[f"amplitude_{lead}"] = amp[:, i]
+            frame[f"noise_{lead}"] = noise[:, i]
+            frame[f"wander_{lead}"] = wander[:, i]
+        frame["heart_rate"] = heart_rate(x[:, lead_ii], fs)
+        parts.append(pd.DataFrame(frame))
+    return pd.concat(parts, ignore_index=True)
+
+
+def moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    c = np.cumsum(x, axis=-1, dtype=np.float64)
+    return (c[..., width:] - c[..., :-width]) / width
+
+
+def heart_rate(x: np.ndarray, fs: float) -> np.ndarray:
+    """Beats per minute of each row (records x samples): QRS complexes are where the 0.1 s-smoothed slope
+    magnitude exceeds 40% of the record's maximum; each rising edge is a beat. NaN for a flat record."""
+    envelope = moving_average(np.abs(np.diff(x, axis=-1)), max(1, int(0.1 * fs)))
+    peak = envelope.max(axis=-1, keepdims=True)
+    above = envelope > 0.4 * peak
+    beats = (np.diff(above.astype(np.int8), axis=-1) == 1).sum(axis=-1) + above[:, 0]
+    duration_min = x.shape[-1] / fs / 60
+    return np.where(peak[:, 0] > 0, beats / duration_min, np.nan)
+
+
+def drift_table(raw_dir: Path, filtered_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """One row per record of the filter stage: fold, metadata, signal statistics, labels (prefixed `label_`)."""
+    table, classes = load_labels(filtered_dir)
+    db = load_database(raw_dir)
+    meta = db.reindex(table["ecg_id"])
+    out = pd.DataFrame({"strat_fold": table["strat_fold"].to_numpy()})
+    for col in ("age", "height", "weight"):
+        out[col] = pd.to_numeric(meta[col], errors="coerce").to_numpy() if col in meta else np.nan
+    out["recording_year"] = (
+        pd.to_datetime(meta["recording_date"], errors="coerce").dt.year.to_numpy(float)
+        if "recording_date" in meta
+        else np.nan
+    )
+    for col in METADATA_CATEGORICAL:
+        out[col] = meta[col].astype(str).to_numpy() if col in meta else "unknown"
+    features = signal_features(SignalCache.open(filtered_dir))
+    labels = table[classes].astype(str).add_prefix("label_")
+    out = pd.concat([out, features, labels.reset_index(drop=True)], axis=1)
+    numeric = METADATA_NUMERIC + list(features.columns)
+    categorical = METADATA_CATEGORICAL + list(labels.columns)
+    # Columns that are empty everywhere (height in most of PTB-XL's sites) say nothing about drift.
+    numeric = [c for c in numeric if out[c].notna().any()]
+    return out, numeric, categorical
+
+
+def _drifted(method: str, value: float, threshold: float) -> bool:
+    """Statistical tests give p-values (drift when below the threshold), the rest distances (drift when at
+    or above it)."""
+    return value < threshold if method in P_VALUE_METHODS else value >= threshold
+
+
+METHODS = {
+    "tests": {"numerical": ("ks", 0.05), "categorical": ("chisquare", 0.05)},
+    "distances": {"numerical": ("wasserstein", 0.1), "categorical": ("jensenshannon", 0.1)},
+}
+P_VALUE_METHODS = {"ks", "chisquare"}
+SMALL_FOLD = 1000
+
+
+def method_for(method: str, current_records: int) -> str:
+    if method == "auto":
+        return "tests" if current_records < SMALL_FOLD else "distances"
+    return method
+
+
+def run_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    cfg: DriftSettings,
+    html: Path | None = None,
+) -> dict:
+    """One Evidently report: a ValueDrift metric per column. A comparison drifts when the share of drifted
+    columns reaches `drift.drift_share`, as in Evidently's DataDriftPreset, whose per-column summary
+    statistics and plots cost ~3x more and are not needed here."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    columns = numeric + categorical
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    kind = method_for(cfg.method, len(current))
+    chosen = {c: METHODS[kind]["numerical" if c in numeric else "categorical"] for c in columns}
+    metrics = [ValueDrift(column=c, method=m, threshold=t) for c, (m, t) in chosen.items()]
+    snapshot = Report(metrics).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    if html is not None:
+        snapshot.save_html(str(html))
+    per_column = []
+    for metric in snapshot.dict()["metrics"]:
+        column = metric["config"]["column"]
+        method, threshold = chosen[column]
+        score = float(metric["value"])
+        per_column.append(
+            {
+                "column": column,
+                "method": method,
+                "score": score,
+                "threshold": threshold,
+                "drifted": _drifted(method, score, threshold),
+            }
+        )
+    drifted = [c for c in per_column if c["drifted"]]
+    # Most drifted first: p-values ascending, distances descending, on one scale through the threshold.
+    drifted.sort(
+        key=lambda c: (
+            c["threshold"] / max(c["score"], 1e-300)
+            if c["method"] in P_VALUE_METHODS
+            else c["score"] / c["threshold"]
+        ),
+        reverse=True,
+    )
+    share = len(drifted) / len(per_column)
+    return {
+        "drift_share": share,
+        "drifted_columns": len(drifted),
+        "columns": len(per_column),
+        "method": kind,
+        "dataset_drift": share >= cfg.drift_share,
+        "most_drifted": drifted,
+        "all": per_column,
+    }
+
+
+def comparisons(table: pd.DataFrame, folds: dict[str, list[int]]) -> list[tuple[int, str, list[int]]]:
+    """(fold, role, reference folds): every fold against the training folds; a training fold against the others."""
+    out = []
+    for fold in sorted(set(table["strat_fold"])):
+        if fold in folds["train"]:
+            out.append((fold, "train", [f for f in folds["train"] if f != fold]))
+        elif fold in folds["val"] or fold in folds["test"]:
+            out.append((fold, "val" if fold in folds["val"] else "test", folds["train"]))
+    return out
+
+
+_SHARED: dict = {}  # the table, handed to forked workers without pickling it per task
+
+
+def _compare_one(job) -> tuple[int, dict]:
+    fold, ref_folds, html, cfg = job
+    table, numeric, categorical = _SHARED["table"]
+    ref = table[table["strat_fold"].isin(ref_folds)]
+    cur = table[table["strat_fold"] == fold]
+    return fold, run_report(ref, cur, numeric, categorical, cfg, html)
+
+
+def run_drift(
+    raw_dir: Path,
+    filtered_dir: Path,
+    segmented_dir: Path,
+    out_dir: Path,
+    summary_path: Path,
+    cfg: DriftSettings,
+    workers: int | None = None,
+) -> dict:
+    table, numeric, categorical = drift_table(raw_dir, filtered_dir)
+    split = pd.read_csv(Path(segmented_dir) / "split.csv")
+    folds = {
+        name: sorted(split.loc[split["split"] == name, "strat_fold"].unique().tolist())
+        for name in ("train", "val", "test")
+    }
+    plan = [
+        (f, role, ref)
+        for f, role, ref in comparisons(table, folds)
+        if (table["strat_fold"] == f).sum() >= 2 and table["strat_fold"].isin(ref).sum() >= 2
+    ]
+    summary: dict = {}
+    with atomic_dir(out_dir) as tmp:
+        jobs = [(fold, ref, tmp / f"fold_{fold}.html", cfg) for fold, _, ref in plan]
+        _SHARED["table"] = (table, numeric, categorical)
+        workers = workers or min(len(jobs), os.cpu_count() or 1)
+        try:
+            if workers > 1 and multiprocessing.get_start_method() == "fork":
+                with ProcessPoolExecutor(workers) as pool:
+                    results = dict(pool.map(_compare_one, jobs))
+            else:
+                results = dict(map(_compare_one, jobs))
+        finally:
+            _SHARED.clear()
+        for fold, role, ref_folds in plan:
+            result = results[fold]
+            summary[f"fold_{fold}"] = {
+                "role": role,
+                "records": int((table["strat_fold"] == fold).sum()),
+                "method": result["method"],
+                "drift_share": round(result["drift_share"], 4),
+                "drifted_columns": result["drifted_columns"],
+                "columns": result["columns"],
+                "dataset_drift": bool(result["dataset_drift"]),
+                "most_drifted": {
+                    c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]
+                },
+            }
+            print(
+                f"drift: fold {fold} ({role}) vs folds {ref_folds}: {result['drifted_columns']}/"
+                f"{result['columns']} columns drift (share {result['drift_share']:.2f}, {result['method']})"
+                f"{' -> DATASET DRIFT' if result['dataset_drift'] else ''}",
+                file=sys.stderr,
+            )
+        (tmp / "index.html").write_text(_index_html(summary))
+    write_json(summary_path, summary)
+    return summary
+
+
+def run_prediction_drift(predictions: Path, out_html: Path, summary_path: Path, cfg: DriftSettings) -> dict:
+    """The model's predicted scores on the test fold against those on the validation fold."""
+    try:
+        npz = np.load(predictions)
+    except FileNotFoundError:
+        raise EcgCrnnError(f"{predictions}: not found (run the evaluate stage first)") from None
+    classes = [str(c) for c in npz["classes"]]
+    cols = [f"score_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for c in classes]
+    ref = pd.DataFrame(npz["val_p"], columns=cols)
+    cur = pd.DataFrame(npz["test_p"], columns=cols)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    result = run_report(ref, cur, cols, [], cfg, out_html)
+    summary = {
+        "reference": "validation fold",
+        "current": "test fold",
+        "method": result["method"],
+        "drift_share": round(result["drift_share"], 4),
+        "drifted_columns": result["drifted_columns"],
+        "columns": result["columns"],
+        "dataset_drift": bool(result["dataset_drift"]),
+        "most_drifted": {c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]},
+    }
+    write_json(summary_path, summary)
+    return summary
+
+
+def _index_html(summary: dict) -> str:
+    rows = "".join(
+        f"<tr><td><a href='{k}.html'>{k}</a></td><td>{v['role']}</td><td>{v['records']}</td>"
+        f"<td>{v['drifted_columns']}/{v['columns']}</td><td>{v['drift_share']:.2f}</td>"
+        f"<td>{'yes' if v['dataset_drift'] else 'no'}</td><td>{', '.join(list(v['most_drifted'])[:5])}</td></tr>"
+        for k, v in summary.items()
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Drift between folds</title></head><body>"
+        "<h1>Drift between folds</h1><table border=1 cellpadding=4><tr><th>fold</th><th>role</th><th>records"
+        "</th><th>drifted columns</th><th>share</th><th>dataset drift</th><th>most drifted</th></tr>"
+        f"{rows}</table><p>Reference: the training folds (for a training fold, the other ones).</p>"
+        "</body></html>"
+    )
+
+
+def load_summary(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

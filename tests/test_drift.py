@@ -1,0 +1,97 @@
+"""Drift between folds: a fold shifted on purpose is flagged, the others are not."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ecg_crnn.config import DataSettings, DriftSettings, FilterSettings, SegmentSettings
+from ecg_crnn.data.filtering import run_filter
+from ecg_crnn.data.segment import run_segment
+from ecg_crnn.data.synthetic import write_synthetic
+from ecg_crnn.drift import heart_rate, run_drift, run_prediction_drift, signal_features
+
+from .conftest import run, set_params
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shifted")
+    write_synthetic(root / "raw", 1500, seed=5, progress=False, shift_fold=10)
+    run_filter(root / "raw", root / "filtered", DataSettings(), FilterSettings(), progress=False)
+    run_segment(root / "filtered", root / "segmented", SegmentSettings())
+    return root
+
+
+def test_heart_rate_and_noise_estimates_on_known_signals():
+    fs = 100
+    t = np.arange(1000) / fs
+    for bpm in (45, 72, 130):
+        beats = np.zeros(1000)
+        beats[(np.arange(0, 10, 60 / bpm) * fs).astype(int)] = 1.0
+        qrs = np.convolve(beats, np.hanning(7), mode="same")
+        assert heart_rate(qrs[None], fs)[0] == pytest.approx(bpm, abs=7)
+    assert np.isnan(heart_rate(np.zeros((1, 1000)), fs)[0])
+
+    class Cache:  # the SignalCache interface signal_features needs
+        leads = ["I", "II"]
+        fs = 100.0
+        signals = np.zeros((1, 2, 1000))
+
+        def physical(self, rows):
+            rng = np.random.default_rng(0)
+            return np.stack([np.sin(2 * np.pi * t), 0.05 * rng.normal(size=1000)])[None].astype(np.float32)
+
+    f = signal_features(Cache()).iloc[0]
+    assert f["amplitude_I"] == pytest.approx(2.0, abs=0.01)
+    assert f["noise_II"] == pytest.approx(0.05, rel=0.1)  # white noise level recovered
+    assert f["noise_I"] < 0.01  # a smooth sine is not noise
+    assert f["wander_I"] < 0.05 < f["wander_II"] + 1  # a 1 Hz sine averages out over 1 s
+
+
+def test_shifted_fold_is_flagged_and_unshifted_are_not(shifted, tmp_path):
+    summary = run_drift(
+        shifted / "raw",
+        shifted / "filtered",
+        shifted / "segmented",
+        tmp_path / "drift",
+        tmp_path / "drift.json",
+        DriftSettings(),
+    )
+    assert set(summary) == {f"fold_{k}" for k in range(1, 11)}
+    assert summary["fold_10"]["dataset_drift"] and summary["fold_10"]["role"] == "test"
+    assert summary["fold_10"]["drift_share"] > 0.6
+    top = summary["fold_10"]["most_drifted"]
+    assert len(top) == 10 and all(
+        c.split("_")[0] in ("noise", "wander", "amplitude", "age", "device") for c in top
+    )
+    for k in range(1, 10):
+        # Columns of one kind move together across the 12 leads, so an unshifted fold can show a few
+        # correlated drifting columns, but far from the shifted fold's share.
+        assert not summary[f"fold_{k}"]["dataset_drift"], summary[f"fold_{k}"]
+        assert summary[f"fold_{k}"]["drift_share"] < 0.4
+    assert json.loads((tmp_path / "drift.json").read_text()) == summary
+    html = (tmp_path / "drift" / "fold_10.html").read_text()
+    assert "<html" in html.lower() and "noise_II" in html
+    assert "fold_10.html" in (tmp_path / "drift" / "index.html").read_text()
+
+
+def test_prediction_drift(tmp_path):
+    rng = np.random.default_rng(0)
+    val = rng.beta(2, 5, (400, 3))
+    test = np.c_[rng.beta(2, 5, 400), rng.beta(5, 2, 400), rng.beta(2, 5, 400)]  # class B's scores moved
+    np.savez(tmp_path / "p.npz", classes=np.array(["A", "B", "C/D"]), val_p=val, test_p=test)
+    s = run_prediction_drift(tmp_path / "p.npz", tmp_path / "r.html", tmp_path / "s.json", DriftSettings())
+    assert s["drifted_columns"] == 1 and list(s["most_drifted"]) == ["score_B"]
+    assert (tmp_path / "r.html").stat().st_size > 0
+
+
+def test_dvc_repro_drift_on_a_shifted_synthetic_dataset(project, tmp_path):
+    write_synthetic(tmp_path / "shifted", 1200, seed=9, progress=False, shift_fold=9)
+    set_params(project, download__source=str(tmp_path / "shifted"))
+    run(["dvc", "repro", "drift"], project)
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    drift = next(iter(metrics.values()))["data"]["reports/drift.json"]["data"]
+    assert drift["fold_9"]["dataset_drift"] is True and drift["fold_9"]["role"] == "val"
+    assert not drift["fold_10"]["dataset_drift"]
+    assert (project / "reports" / "drift" / "fold_9.html").is_file()
