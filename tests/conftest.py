@@ -134,3 +134,79 @@ def set_params(root, **overrides):
         section, key = dotted.split("__")
         params[section][key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+S3_KEY, S3_SECRET = "ecgcrnntestkey", "ecgcrnn-test-secret-do-not-log"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """`rclone serve s3` on 127.0.0.1: a real S3 API over a directory (top-level folders are buckets)."""
+
+    def __init__(self, root: Path, auth: bool = True):
+        self.root, self.auth = root, auth
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        import socket
+        import time
+
+        cmd = [
+            str(Path(VENV_BIN) / "rclone"),
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{self.port}",
+            str(self.root),
+        ]
+        if self.auth:
+            cmd[-1:-1] = ["--auth-key", f"{S3_KEY},{S3_SECRET}"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("rclone serve s3 did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """A real S3-compatible server with credentials, which the environment hands to boto3 (and DVC)."""
+    root = tmp_path / "s3root"
+    root.mkdir()
+    server = S3Server(root).start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    yield server
+    server.stop()

@@ -20,7 +20,9 @@ def _download(args) -> None:
     p = load_params(args.params)
     d = p.download
     source = open_source(d.source, d.s3_endpoint_url, d.s3_unsigned, d.retries, d.timeout_s)
-    report = download(source, args.out, p.data.sampling_rate, d.workers, progress=not args.quiet)
+    report = download(
+        source, args.out, p.data.sampling_rate, d.workers, progress=not args.quiet, retries=d.retries
+    )
     print(
         f"download: {report.wanted} files in {args.out} ({report.already_verified} already verified, "
         f"{report.fetched} fetched, {report.bytes_fetched / 1e6:.1f} MB)"
@@ -138,6 +140,24 @@ def _drift_predictions(args) -> None:
     run_prediction_drift(args.evaluation / arch / "predictions.npz", args.out, args.summary, p.drift)
 
 
+def _publish(args) -> None:
+    from .config import StorageSettings
+    from .storage import endpoint_from_env, publish, s3_client
+
+    # Explicit flags need no parameters file; without them, storage.* from params.yaml.
+    p = load_params(args.params).storage if args.params.is_file() or not args.to else StorageSettings()
+    dest = args.to or p.publish_url
+    if not dest:
+        raise EcgCrnnError(
+            "publish: no destination (give --to s3://bucket/prefix or set storage.publish_url)"
+        )
+    client = s3_client(endpoint_from_env(args.endpoint_url or p.endpoint_url))
+    info = publish(args.paths, dest, client)
+    print(
+        f"publish: {info['files']} files ({info['uploaded']} uploaded, the rest unchanged) -> {info['manifest']}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-crnn", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -219,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("reports/drift_predictions.html"))
     s.add_argument("--summary", type=Path, default=Path("reports/drift_predictions.json"))
     s.set_defaults(func=_drift_predictions)
+
+    s = sub.add_parser("publish", help="upload reports and models to S3 with their sha256, manifest last")
+    s.add_argument(
+        "paths", type=Path, nargs="+", help="files or directories (keys keep their relative paths)"
+    )
+    s.add_argument("--to", help="s3://bucket/prefix (default: storage.publish_url)")
+    s.add_argument("--endpoint-url", help="S3-compatible server (default: storage.endpoint_url)")
+    s.set_defaults(func=_publish)
 
     s = sub.add_parser("synth", help="write a synthetic dataset in PTB-XL's layout")
     s.add_argument("out", type=Path)

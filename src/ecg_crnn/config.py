@@ -191,6 +191,14 @@ class DriftSettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    # Where `ecg-crnn publish` (and the retraining flow) put reports and models: s3://bucket/prefix or null.
+    publish_url: str | None = None
+    # An S3-compatible server (MinIO, SeaweedFS, ...); null: AWS, or AWS_ENDPOINT_URL from the environment.
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataSettings = field(default_factory=DataSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
@@ -201,6 +209,7 @@ class Params:
     train: TrainSettings = field(default_factory=TrainSettings)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
 
 class ConfigError(EcgCrnnError):

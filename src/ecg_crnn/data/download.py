@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from ..atomic import write_text
 from ..errors import EcgCrnnError
 from .checksums import SUMS_NAME, format_sums, parse_sums, sha256_file
-from .sources import Source
+from .sources import Source, TransientSourceError
 
 CSV_FILES = ("ptbxl_database.csv", "scp_statements.csv")
 EXTRA_FILES = ("LICENSE.txt",)  # fetched when the source lists it
@@ -62,7 +63,21 @@ def select_files(sums: dict[str, str], sampling_rate: int) -> dict[str, str]:
     return chosen
 
 
-def _fetch_one(source: Source, relpath: str, digest: str, out_dir: Path, staging: Path) -> int:
+def _fetch_one(
+    source: Source, relpath: str, digest: str, out_dir: Path, staging: Path, retries: int = 3
+) -> int:
+    """Fetch one file, retrying transfers that broke off (a connection lost mid-file) with backoff."""
+    for attempt in range(retries + 1):
+        try:
+            return _fetch_once(source, relpath, digest, out_dir, staging)
+        except TransientSourceError:
+            if attempt == retries:
+                raise
+            time.sleep(min(0.5 * 2**attempt, 8.0))
+    raise AssertionError("unreachable")
+
+
+def _fetch_once(source: Source, relpath: str, digest: str, out_dir: Path, staging: Path) -> int:
     tmp = staging / f"{uuid.uuid4().hex}.part"
     try:
         with open(tmp, "wb") as f:
@@ -107,7 +122,12 @@ def _verified(out_dir: Path, files: dict[str, str], workers: int, progress: bool
 
 
 def download(
-    source: Source, out_dir: Path, sampling_rate: int, workers: int = 16, progress: bool = True
+    source: Source,
+    out_dir: Path,
+    sampling_rate: int,
+    workers: int = 16,
+    progress: bool = True,
+    retries: int = 3,
 ) -> DownloadReport:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +157,9 @@ def download(
                 file=sys.stderr,
             )
             with ThreadPoolExecutor(workers) as pool:
-                futures = [pool.submit(_fetch_one, source, p, files[p], out_dir, staging) for p in todo]
+                futures = [
+                    pool.submit(_fetch_one, source, p, files[p], out_dir, staging, retries) for p in todo
+                ]
                 for fut in futures:
                     fut.add_done_callback(lambda _f: bar.update(1))
                 finished, _ = wait(futures, return_when=FIRST_EXCEPTION)

@@ -21,6 +21,10 @@ class SourceFileMissing(EcgCrnnError):
     """The source has no file at that path (HTTP 404, S3 NoSuchKey, no such local file)."""
 
 
+class TransientSourceError(EcgCrnnError):
+    """A connection that failed or broke off mid-transfer: worth another try."""
+
+
 class Source(Protocol):
     description: str
 
@@ -85,7 +89,7 @@ class HttpSource:
                 for chunk in resp.iter_content(_CHUNK):
                     out.write(chunk)
         except requests.RequestException as exc:
-            raise EcgCrnnError(f"{url}: {type(exc).__name__}: {exc}") from None
+            raise TransientSourceError(f"{url}: {type(exc).__name__}: {exc}") from None
 
 
 class S3Source:
@@ -99,22 +103,15 @@ class S3Source:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.description = url + (f" at {endpoint_url}" if endpoint_url else "")
-        import boto3
-        from botocore import UNSIGNED
-        from botocore.config import Config
+        from ..storage import s3_client
 
-        config = Config(
-            retries={"max_attempts": retries + 1, "mode": "standard"},
-            connect_timeout=timeout_s,
-            read_timeout=timeout_s,
-            max_pool_connections=64,
-            **({"signature_version": UNSIGNED} if unsigned else {}),
-        )
         # boto3 clients are thread-safe; one is shared by all download threads.
-        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self.client = s3_client(endpoint_url, unsigned, retries, timeout_s)
 
     def fetch(self, relpath: str, out: BinaryIO) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        from ..storage import describe_client_error
 
         key = f"{self.prefix}/{relpath}" if self.prefix else relpath
         try:
@@ -125,9 +122,9 @@ class S3Source:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404"):
                 raise SourceFileMissing(f"s3://{self.bucket}/{key}: no such object") from None
-            raise EcgCrnnError(f"s3://{self.bucket}/{key}: {code or exc}") from None
-        except BotoCoreError as exc:
-            raise EcgCrnnError(f"s3://{self.bucket}/{key}: {exc}") from None
+            raise EcgCrnnError(describe_client_error(exc, f"s3://{self.bucket}/{key}")) from None
+        except (BotoCoreError, NoCredentialsError) as exc:
+            raise TransientSourceError(describe_client_error(exc, f"s3://{self.bucket}/{key}")) from None
 
 
 def open_source(
