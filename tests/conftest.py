@@ -1,6 +1,7 @@
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,106 @@ def s3(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     yield server
     server.stop()
+
+
+PREFECT_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
+def _wait_http(url: str, seconds: float) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on 127.0.0.1 (its own SQLite database); yields the environment that points
+    clients, workers and flows at it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {**os.environ, **PREFECT_ENV, "PREFECT_HOME": str(home)}
+    proc = subprocess.Popen(
+        [str(Path(VENV_BIN) / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/api/health", 120)
+        yield {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL on a loopback port, initialized as the `postgres` user (initdb refuses root);
+    yields a SQLAlchemy URL of an empty database."""
+    import pwd
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries not installed (.ci/run installs them)")
+    user = pwd.getpwnam("postgres")
+    root = Path(tempfile.mkdtemp(prefix="ecg-crnn-pg-"))
+    os.chown(root, user.pw_uid, user.pw_gid)
+    data = root / "data"
+    port = free_port()
+
+    def as_postgres(cmd: list[str]) -> None:
+        subprocess.run(
+            ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)], check=True, capture_output=True
+        )
+
+    as_postgres([initdb, "-D", str(data), "--auth=trust", "-U", "postgres"])
+    as_postgres(
+        [
+            pg_ctl,
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(root / "log"),
+            "-o",
+            f"'-p {port} -k {root} -c listen_addresses=127.0.0.1'",
+            "start",
+        ]
+    )
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(
+            f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("CREATE DATABASE optuna"))
+        engine.dispose()
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"])
+        shutil.rmtree(root, ignore_errors=True)

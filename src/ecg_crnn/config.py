@@ -199,6 +199,65 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    trials: int = 20  # trials the study reaches (completed + pruned), however many workers share it
+    study_name: str = "ecg-crnn"
+    # null: an Optuna journal file under search/ (embedded, one machine); or an RDB URL for many workers,
+    # e.g. postgresql://user@host:5432/optuna (the password from PGPASSWORD or ~/.pgpass, never from here).
+    storage: str | None = None
+    rnn: list[str] = field(default_factory=lambda: ["none", "lstm", "gru"])
+    bidirectional: list[bool] = field(default_factory=lambda: [False, True])
+    depth: list[int] = field(default_factory=lambda: [1, 2, 3])  # recurrent layers when rnn is not none
+    hidden: list[int] = field(default_factory=lambda: [64, 128, 256])
+    dropout: list[float] = field(default_factory=lambda: [0.1, 0.5])  # uniform range
+    lr: list[float] = field(default_factory=lambda: [0.0003, 0.01])  # log-uniform range
+    epochs: int = 20
+    pruner: str = field(default="median", metadata=_choices("median", "hyperband", "none"))
+    seed: int = 0
+    heartbeat_s: int = (
+        30  # RDB storage: a trial whose worker stops beating this long (x2) is failed, then retried
+    )
+    retries: int = 2  # how often a failed trial is retried
+    # Prefect: where trials run. local: in the flow's process; pool: flow runs on a work pool's workers.
+    mode: str = field(default="local", metadata=_choices("local", "pool"))
+    work_pool: str = "ecg-crnn"
+    workers: int = 2  # trial-runner flow runs submitted in pool mode
+    worker_timeout_s: int = 300  # pool mode: fail clearly when no worker picks the runs up in this time
+
+    def validate(self) -> None:
+        _positive("search.trials", self.trials)
+        _positive("search.epochs", self.epochs)
+        for key in ("rnn", "bidirectional", "hidden", "dropout", "lr"):
+            if not getattr(self, key):
+                raise ConfigError(f"search.{key}: the search space is empty")
+        for i, rnn in enumerate(self.rnn):
+            if rnn not in ("none", "lstm", "gru"):
+                raise ConfigError(f"search.rnn[{i}]: {rnn!r} is not one of none, lstm, gru")
+        if any(r != "none" for r in self.rnn) and not [d for d in self.depth if 1 <= d <= 3]:
+            raise ConfigError("search.depth: needs a depth in 1..3 when search.rnn includes lstm or gru")
+        if any(not 1 <= d <= 3 for d in self.depth):
+            raise ConfigError(f"search.depth: depths must be in 1..3, got {self.depth!r}")
+        for key in ("dropout", "lr"):
+            lo_hi = getattr(self, key)
+            if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+                raise ConfigError(f"search.{key}: expected [low, high] with 0 <= low <= high, got {lo_hi!r}")
+        if self.dropout[1] >= 1:
+            raise ConfigError(f"search.dropout: must stay below 1, got {self.dropout!r}")
+        if self.lr[0] <= 0:
+            raise ConfigError(f"search.lr: must be > 0, got {self.lr!r}")
+        _positive("search.workers", self.workers)
+        _positive("search.worker_timeout_s", self.worker_timeout_s)
+        _positive("search.heartbeat_s", self.heartbeat_s)
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    cron: str = "0 3 * * 0"  # the retraining deployment's schedule (Sundays 03:00)
+    timezone: str = "UTC"
+    publish: bool = True  # publish reports and models to storage.publish_url when it is set
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataSettings = field(default_factory=DataSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
@@ -210,6 +269,8 @@ class Params:
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
 
 
 class ConfigError(EcgCrnnError):

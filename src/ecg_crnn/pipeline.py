@@ -210,3 +210,14 @@ def run_evaluate(
         file=sys.stderr,
     )
     return m
+
+
+def run_search_trials(
+    filtered: Path, segmented: Path, search_dir: Path, params: Params, progress: bool = False
+) -> int:
+    """One worker's share of the search: trials until the shared study has search.trials of them."""
+    from .search import load_study, run_trials
+
+    study = load_study(params.search, Path(search_dir))  # created beforehand by the flow, never here
+    data = load_study_data(filtered, segmented, splits=("train", "val"))
+    return run_trials(study, data, params, progress)

@@ -1,0 +1,143 @@
+"""Scheduled retraining: pull data and models, re-run the pipeline, check drift, push and publish.
+
+  python flows/retrain.py                 one run now, no server needed
+  python flows/retrain.py --serve         a deployment with the cron schedule of retrain.cron (params.yaml);
+                                          watch it in the Prefect UI, trigger it by hand with
+                                          `prefect deployment run ecg-crnn-retrain/ecg-crnn-retrain`
+Every step is a command a user could type (dvc pull / repro / push, ecg-crnn publish); the flow adds the
+schedule, retries, logs and a summary artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from ecg_crnn.config import load_params
+from ecg_crnn.errors import EcgCrnnError
+
+
+def _run(cmd: list[str], repo: str) -> str:
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    print(f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}")
+    if proc.returncode != 0:
+        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+@task
+def remotes(repo: str) -> list[str]:
+    return [line.split()[0] for line in _run(["dvc", "remote", "list"], repo).splitlines() if line.strip()]
+
+
+@task(retries=2, retry_delay_seconds=30)
+def dvc_pull(repo: str) -> None:
+    # --allow-missing: outputs the remote does not have yet (a first run) are produced by repro.
+    _run(["dvc", "pull", "--allow-missing"], repo)
+
+
+@task
+def dvc_repro(repo: str, targets: list[str]) -> str:
+    return _run(["dvc", "repro", *targets], repo)
+
+
+@task(retries=2, retry_delay_seconds=30)
+def dvc_push(repo: str) -> None:
+    _run(["dvc", "push"], repo)
+
+
+@task(retries=2, retry_delay_seconds=30)
+def publish(repo: str, params_path: str) -> str:
+    paths = [p for p in ("reports", "models") if (Path(repo) / p).exists()]
+    return _run(["ecg-crnn", "--params", params_path, "publish", *paths], repo)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@flow(name="ecg-crnn-retrain", log_prints=True)
+def retrain_flow(
+    repo: str = ".", params_path: str = "params.yaml", targets: list[str] | None = None, push: bool = True
+) -> dict:
+    repo = str(Path(repo).resolve())
+    params = load_params(Path(repo) / params_path)
+    configured = remotes(repo)
+    if configured:
+        dvc_pull(repo)
+    ran = dvc_repro(repo, targets or [])
+    if configured and push:
+        dvc_push(repo)
+    published = bool(params.storage.publish_url and params.retrain.publish)
+    if published:
+        publish(repo, params_path)
+    drift = _read_json(Path(repo) / "reports" / "drift.json")
+    study = _read_json(Path(repo) / "reports" / "study" / "summary.json")
+    stages = [line.split("'")[1] for line in ran.splitlines() if line.startswith("Running stage '")]
+    lines = [
+        "# ecg-crnn retraining",
+        "",
+        f"Stages re-run: {', '.join(stages) if stages else 'none (up to date)'}.",
+        f"DVC remote: {', '.join(configured) if configured else 'none'}"
+        f"{' (pulled and pushed)' if configured and push else ''}.",
+        f"Published: {params.storage.publish_url if published else 'no'}.",
+        "",
+    ]
+    if study:
+        lines += [
+            f"Best architecture: **{study['best']}**, test macro-AUROC {study['best_macro_auroc']:.4f}.",
+            "",
+        ]
+    if drift:
+        lines += ["| fold | role | drifted columns | dataset drift |", "|---|---|---|---|"]
+        lines += [
+            f"| {k} | {v['role']} | {v['drifted_columns']}/{v['columns']} | "
+            f"{'**yes**' if v['dataset_drift'] else 'no'} |"
+            for k, v in drift.items()
+        ]
+    create_markdown_artifact(
+        key="retrain-summary", markdown="\n".join(lines), description="Retraining summary"
+    )
+    return {
+        "stages": stages,
+        "remotes": configured,
+        "published": published,
+        "drifted_folds": [k for k, v in drift.items() if v.get("dataset_drift")],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="ecg-crnn scheduled retraining")
+    parser.add_argument("--repo", default=".")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--serve", action="store_true", help="serve the scheduled deployment (runs until stopped)"
+    )
+    args = parser.parse_args(argv)
+    if args.serve:
+        from prefect.schedules import Cron
+
+        cfg = load_params(Path(args.repo) / args.params).retrain
+        retrain_flow.serve(
+            name="ecg-crnn-retrain",
+            schedules=[Cron(cfg.cron, timezone=cfg.timezone)],
+            parameters={"repo": str(Path(args.repo).resolve()), "params_path": args.params},
+        )
+        return 0
+    try:
+        result = retrain_flow(args.repo, args.params)
+    except EcgCrnnError as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Prefect flows for the Optuna search over recurrent type, direction and depth.
+
+  ecg-crnn-search   creates the study, runs its trials (in-process, or as `ecg-crnn-trials` flow runs that
+                    workers of a work pool pick up), then publishes the results as artifacts and files and,
+                    with promote=True, trains the best configuration through DVC (`dvc exp run`).
+  ecg-crnn-trials   one worker's share: trials until the shared study has search.trials of them.
+
+Run embedded (no server, journal storage):   python flows/search.py
+Deploy the trial runner to a pool:            python flows/search.py --deploy
+Then, with workers started (`prefect worker start --pool ecg-crnn --limit 1` on each GPU machine):
+                                              python flows/search.py --mode pool
+The flows only schedule; the search itself is ecg_crnn.search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from ecg_crnn.config import load_params
+from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.pipeline import run_search_trials
+from ecg_crnn.search import (
+    counted_trials,
+    create_study,
+    load_study,
+    promotion_overrides,
+    redact,
+    save_results,
+    trials_table,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TRIALS_DEPLOYMENT = "ecg-crnn-trials/ecg-crnn-trials"
+
+
+@task(retries=2, retry_delay_seconds=5)
+def prepare_study(params_path: str, search_dir: str) -> str:
+    """Create the study once, before any trial runs (workers racing to create the schema would fail)."""
+    cfg = load_params(params_path).search
+    study = create_study(cfg, Path(search_dir))
+    print(
+        f"study {study.study_name!r} in {redact(cfg.storage) if cfg.storage else search_dir + '/journal.log'}: "
+        f"{counted_trials(study)} of {cfg.trials} trials done"
+    )
+    return study.study_name
+
+
+@flow(name="ecg-crnn-trials", log_prints=True)
+def trials_flow(
+    params_path: str = "params.yaml",
+    filtered: str = "data/filtered",
+    segmented: str = "data/segmented",
+    search_dir: str = "search",
+) -> int:
+    params = load_params(params_path)
+    ran = run_search_trials(Path(filtered), Path(segmented), Path(search_dir), params)
+    print(f"this worker ran {ran} trials")
+    return ran
+
+
+def _wait_for_pool(run_ids, params, search_dir: str, logger) -> None:
+    """Wait until the study reaches its trial count. A run that no worker picks up within
+    search.worker_timeout_s is a clear error, not a hang; a worker that died does not block completion."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    cfg = params.search
+    started = time.monotonic()
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+            states = [r.state.type.value if r.state else "PENDING" for r in runs]
+            study = load_study(cfg, Path(search_dir))
+            done = counted_trials(study)
+            if done >= cfg.trials:
+                return
+            if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states):
+                raise EcgCrnnError(
+                    f"search: every trial run ended ({', '.join(states)}) with {done} of "
+                    f"{cfg.trials} trials done; see the runs' logs"
+                )
+            waiting = all(s in ("SCHEDULED", "PENDING") for s in states)
+            if waiting and time.monotonic() - started > cfg.worker_timeout_s:
+                for rid in run_ids:
+                    client.set_flow_run_state(rid, _cancelled(), force=True)
+                raise EcgCrnnError(
+                    f"search: no worker of work pool {cfg.work_pool!r} picked up the trial runs within "
+                    f"{cfg.worker_timeout_s} s (search.worker_timeout_s); start one with "
+                    f"`prefect worker start --pool {cfg.work_pool} --limit 1`. The runs were cancelled; the "
+                    f"study and its {done} trials are kept."
+                )
+            logger.info(f"{done}/{cfg.trials} trials; runs: {', '.join(states)}")
+            time.sleep(2)
+
+
+def _cancelled():
+    from prefect.states import Cancelled
+
+    return Cancelled(message="no worker picked up the run")
+
+
+@task
+def publish_results(params_path: str, search_dir: str) -> dict:
+    cfg = load_params(params_path).search
+    study = load_study(cfg, Path(search_dir))
+    out = Path(search_dir) / cfg.study_name
+    point = save_results(study, out)
+    rows = trials_table(study)
+    create_table_artifact(key="search-trials", table=rows, description=f"Trials of study {cfg.study_name}")
+    command = " ".join(
+        ["dvc exp run -n", f"search-{cfg.study_name}"] + [f"-S '{o}'" for o in promotion_overrides(point)]
+    )
+    create_markdown_artifact(
+        key="search-best",
+        description="Best configuration",
+        markdown=(
+            f"# Search {cfg.study_name}: best configuration\n\n"
+            f"| | |\n|---|---|\n| architecture | **{point['arch']}** |\n| hidden | {point['hidden']} |\n"
+            f"| dropout | {point['dropout']:.3f} |\n| learning rate | {point['lr']:.2e} |\n"
+            f"| validation macro-AUROC | {point['value']:.4f} (trial {point['trial']}) |\n\n"
+            f"{len(rows)} trials. Train and version it through DVC:\n\n```\n{command}\n```\n\n"
+            f"Plots: `{out}/depth.png` (macro-AUROC against depth per type), `{out}/optuna_history.png`, "
+            f"`{out}/optuna_intermediate.png`."
+        ),
+    )
+    create_link_artifact(
+        key="search-depth-plot",
+        link=(out / "depth.png").resolve().as_uri(),
+        link_text="macro-AUROC against depth per recurrent type",
+    )
+    return point
+
+
+@task
+def promote(point: dict, study_name: str, repo: str) -> str:
+    """Train and version the best configuration through the DVC pipeline, as an experiment beside the grid."""
+    name = f"search-{study_name}"
+    cmd = ["dvc", "exp", "run", "-n", name] + [a for o in promotion_overrides(point) for a in ("-S", o)]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EcgCrnnError(f"promote: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    print(proc.stdout[-2000:])
+    return name
+
+
+@flow(name="ecg-crnn-search", log_prints=True)
+def search_flow(
+    params_path: str = "params.yaml",
+    mode: str | None = None,
+    filtered: str = "data/filtered",
+    segmented: str = "data/segmented",
+    search_dir: str = "search",
+    promote_best: bool = False,
+    repo: str = ".",
+) -> dict:
+    logger = get_run_logger()
+    params = load_params(params_path)
+    mode = mode or params.search.mode
+    study_name = prepare_study(params_path, search_dir)
+    if mode == "local":
+        trials_flow(params_path, filtered, segmented, search_dir)
+    elif mode == "pool":
+        from prefect.deployments import run_deployment
+
+        run_ids = []
+        for _ in range(params.search.workers):
+            run = run_deployment(
+                TRIALS_DEPLOYMENT,
+                timeout=0,
+                as_subflow=False,
+                parameters={
+                    "params_path": str(Path(params_path).resolve()),
+                    "filtered": str(Path(filtered).resolve()),
+                    "segmented": str(Path(segmented).resolve()),
+                    "search_dir": str(Path(search_dir).resolve()),
+                },
+            )
+            run_ids.append(run.id)
+        _wait_for_pool(run_ids, params, search_dir, logger)
+    else:
+        raise EcgCrnnError(f"search: mode {mode!r} is not local or pool")
+    point = publish_results(params_path, search_dir)
+    if promote_best:
+        point["experiment"] = promote(point, study_name, repo)
+    return point
+
+
+def deploy(params_path: str) -> None:
+    """Create the work pool (process type) if needed and register the trial runner on it."""
+    params = load_params(params_path)
+    pool = params.search.work_pool
+    subprocess.run(
+        ["prefect", "work-pool", "create", pool, "--type", "process", "--overwrite"],
+        check=True,
+        capture_output=True,
+    )
+    trials_flow.from_source(source=str(REPO), entrypoint="flows/search.py:trials_flow").deploy(
+        name="ecg-crnn-trials", work_pool_name=pool, print_next_steps=False
+    )
+    print(
+        f"deployed {TRIALS_DEPLOYMENT} on work pool {pool!r}; start workers with "
+        f"`prefect worker start --pool {pool} --limit 1` (one per GPU)"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Optuna search over recurrent type and depth, on Prefect")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--mode", choices=["local", "pool"])
+    parser.add_argument(
+        "--deploy", action="store_true", help="register the trial runner on the work pool and exit"
+    )
+    parser.add_argument(
+        "--promote", action="store_true", help="train the best configuration with `dvc exp run`"
+    )
+    parser.add_argument("--search-dir", default="search")
+    parser.add_argument("--filtered", default="data/filtered")
+    parser.add_argument("--segmented", default="data/segmented")
+    args = parser.parse_args(argv)
+    try:
+        if args.deploy:
+            deploy(args.params)
+            return 0
+        point = search_flow(
+            args.params, args.mode, args.filtered, args.segmented, args.search_dir, args.promote
+        )
+    except EcgCrnnError as exc:
+        print(f"search: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"best: {point['arch']} (hidden {point['hidden']}, lr {point['lr']:.2e}): {point['value']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The Optuna search and the Prefect flows, against real servers: a Prefect server on 127.0.0.1, PostgreSQL
+on a loopback port, two process workers on one work pool (one killed mid-trial), and the scheduled
+retraining deployment triggered with `prefect deployment run`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+
+from ecg_crnn.config import from_dict
+from ecg_crnn.dataset import load_study_data
+from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.search import best_point, create_study, make_storage, run_trials, save_results
+
+from .conftest import REPO, SMALL, VENV_BIN, run, set_params
+
+SEARCH = {
+    "models.channels": [8, 8, 16, 16],
+    "search.hidden": [8, 16],
+    "search.epochs": 3,
+    "search.trials": 6,
+    "search.heartbeat_s": 2,
+    "search.pruner": "median",
+}
+
+
+def _params(write_params, tmp_path, name="params.yaml", **extra):
+    return write_params({**SMALL, **SEARCH, **extra}, tmp_path / name)
+
+
+def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_params):
+    params = from_dict(yaml.safe_load(_params(write_params, tmp_path, **{"search.trials": 4}).read_text()))
+    study = create_study(params.search, tmp_path / "search")
+    data = load_study_data(prepared / "filtered", prepared / "segmented", splits=("train", "val"))
+    assert run_trials(study, data, params) == 4
+    assert run_trials(study, data, params) == 0  # already complete: a re-run adds nothing
+    trials = study.get_trials()
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    for t in trials:
+        assert list(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))  # one per epoch
+        assert (t.params["rnn"] == "none") == ("depth" not in t.params)  # depth exists only with recurrence
+    point = best_point(study)
+    assert point["value"] == max(t.value for t in trials if t.value is not None)
+    save_results(study, tmp_path / "out")
+    for name in ("best.json", "trials.csv", "depth.png", "optuna_history.png"):
+        assert (tmp_path / "out" / name).is_file()
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert f"study.architectures=[{point['arch']}]" in best["dvc_exp_run"]
+
+
+def test_a_trial_that_raises_ends_clearly_and_keeps_the_study(prepared, tmp_path, write_params, monkeypatch):
+    params = from_dict(yaml.safe_load(_params(write_params, tmp_path).read_text()))
+    study = create_study(params.search, tmp_path / "search")
+    data = load_study_data(prepared / "filtered", prepared / "segmented", splits=("train", "val"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr("ecg_crnn.search.train", broken)
+    with pytest.raises(EcgCrnnError, match="trials failed in a row.*CUDA out of memory"):
+        run_trials(study, data, params)
+    again = optuna.load_study(
+        study_name=params.search.study_name, storage=make_storage(params.search, tmp_path / "search")
+    )
+    assert len(again.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 3
+
+
+def test_unreachable_storage_is_named_without_its_password():
+    cfg = from_dict({"search": {"storage": "postgresql+psycopg2://optuna:s3cret@127.0.0.1:1/optuna"}}).search
+    with pytest.raises(EcgCrnnError) as info:
+        make_storage(cfg, None)
+    assert "search.storage: cannot open postgresql+psycopg2://optuna:***@127.0.0.1:1/optuna" in str(
+        info.value
+    )
+    assert "s3cret" not in str(info.value)
+
+
+def _prefect(args, env, **kw):
+    return subprocess.run(
+        [os.path.join(VENV_BIN, "prefect"), *args], env=env, capture_output=True, text=True, **kw
+    )
+
+
+def _search_cmd(params, prepared, tmp_path, *extra):
+    return [
+        sys.executable,
+        str(REPO / "flows" / "search.py"),
+        "--params",
+        str(params),
+        "--filtered",
+        str(prepared / "filtered"),
+        "--segmented",
+        str(prepared / "segmented"),
+        "--search-dir",
+        str(tmp_path / "search"),
+        *extra,
+    ]
+
+
+def test_pool_search_on_postgres_with_two_workers_one_killed(
+    prefect_server, postgres, prepared, tmp_path, write_params
+):
+    params = _params(
+        write_params,
+        tmp_path,
+        **{
+            "search.storage": postgres,
+            "search.mode": "pool",
+            "search.work_pool": "gpus",
+            "search.study_name": "pool-test",
+            "search.epochs": 4,
+        },
+    )
+    env = prefect_server
+    deployed = subprocess.run(
+        _search_cmd(params, prepared, tmp_path, "--deploy"), env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    workers = [
+        subprocess.Popen(
+            [os.path.join(VENV_BIN, "prefect"), "worker", "start", "--pool", "gpus", "--limit", "1"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        search = subprocess.Popen(
+            _search_cmd(params, prepared, tmp_path),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        storage = optuna.storages.RDBStorage(postgres)
+        deadline = time.monotonic() + 240
+        killed = False
+        while time.monotonic() < deadline and not killed:
+            try:
+                study = optuna.load_study(study_name="pool-test", storage=storage)
+                running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+            except KeyError:
+                running, complete = [], []
+            if (
+                len(running) == 2 and complete
+            ):  # both workers busy: kill one mid-trial, with its trial process
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                killed = True
+            time.sleep(0.2)
+        assert killed, "both workers never ran trials at once"
+        out, _ = search.communicate(timeout=400)
+        assert search.returncode == 0, out[-4000:]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGINT)
+                try:
+                    w.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(w.pid, signal.SIGKILL)
+    study = optuna.load_study(study_name="pool-test", storage=storage)
+    states = [t.state for t in study.get_trials()]
+    done = [s for s in states if s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(done) >= 6
+    assert optuna.trial.TrialState.RUNNING not in states  # every trial accounted for
+    failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert failed, "the killed worker's trial should have been failed by its missing heartbeat"
+    retried = [
+        t
+        for t in study.get_trials()
+        if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) is not None
+    ]
+    assert retried, "the failed trial should have been retried"
+    assert (tmp_path / "search" / "pool-test" / "best.json").is_file()
+    assert "best:" in out
+
+
+def test_pool_without_workers_times_out_clearly(prefect_server, prepared, tmp_path, write_params):
+    params = _params(
+        write_params,
+        tmp_path,
+        **{
+            "search.mode": "pool",
+            "search.work_pool": "nobody-home",
+            "search.worker_timeout_s": 5,
+            "search.study_name": "lonely",
+        },
+    )
+    assert (
+        subprocess.run(
+            _search_cmd(params, prepared, tmp_path, "--deploy"),
+            env=prefect_server,
+            cwd=REPO,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    t = time.monotonic()
+    proc = subprocess.run(
+        _search_cmd(params, prepared, tmp_path),
+        env=prefect_server,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1
+    assert "no worker of work pool 'nobody-home' picked up the trial runs within 5 s" in proc.stderr
+    assert time.monotonic() - t < 120
+
+
+def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project, synthetic_dir, tmp_path):
+    set_params(
+        project,
+        download__source=str(synthetic_dir),
+        study__architectures=["cnn"],
+        study__reference="cnn",
+        retrain__cron="15 4 * * 1",
+    )
+    for dotted, value in {**SMALL, "train.epochs": 1}.items():
+        set_params(project, **{dotted.replace(".", "__", 1): value})
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], project)
+    env = {**prefect_server}
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "flows" / "retrain.py"), "--serve", "--repo", str(project)],
+        env=env,
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            shown = _prefect(["deployment", "inspect", "ecg-crnn-retrain/ecg-crnn-retrain"], env)
+            if shown.returncode == 0:
+                break
+            time.sleep(1)
+        assert shown.returncode == 0, shown.stderr
+        assert "15 4 * * 1" in shown.stdout  # the schedule from params.yaml's retrain.cron
+        ran = _prefect(
+            ["deployment", "run", "ecg-crnn-retrain/ecg-crnn-retrain", "--watch", "--watch-timeout", "600"],
+            env,
+            timeout=700,
+        )
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert "Completed" in ran.stdout
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    assert (project / "reports" / "study" / "report.html").is_file()
+    assert (project / "reports" / "drift.json").is_file()
+    assert any(remote.rglob("*")), "dvc push should have filled the remote"
+    artifacts = _prefect(["artifact", "inspect", "retrain-summary"], env)
+    assert artifacts.returncode == 0 and "Stages re-run" in artifacts.stdout
+
+
+def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, project, synthetic_dir):
+    set_params(project, download__source=str(synthetic_dir))
+    for dotted, value in {**SMALL, **SEARCH, "search.trials": 3, "search.study_name": "promo"}.items():
+        set_params(project, **{dotted.replace(".", "__", 1): value})
+    run(["dvc", "repro", "segment"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "data"], project)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "search.py"), "--promote"],
+        cwd=project,
+        env=prefect_server,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    best = json.loads((project / "search" / "promo" / "best.json").read_text())
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    exps = [e for commit in shown for r in (commit.get("experiments") or []) for e in r["revs"]]
+    exp = next(e for e in exps if e.get("name") == "search-promo")["data"]
+    assert exp["params"]["params.yaml"]["data"]["models"]["hidden"] == best["hidden"]
+    assert exp["params"]["params.yaml"]["data"]["study"]["architectures"] == [best["arch"]]
+    metrics = exp["metrics"][f"evaluation/{best['arch']}/metrics.json"]["data"]
+    assert 0 <= metrics["macro_auroc"] <= 1
+    assert "search-promo" in run(["dvc", "exp", "show", "--csv"], project).stdout
