@@ -221,6 +221,21 @@ PREFECT_ENV = {
 }
 
 
+def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """Stop a process started with start_new_session=True and its children: SIGINT (Prefect's servers and
+    workers stop on it, not on SIGTERM), then SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _wait_http(url: str, seconds: float) -> None:
     import time
     import urllib.request
@@ -252,11 +267,7 @@ def prefect_server(tmp_path_factory):
         _wait_http(f"http://127.0.0.1:{port}/api/health", 120)
         yield {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
 
 
 def _pg_bin(name: str) -> str | None:

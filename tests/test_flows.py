@@ -2,6 +2,7 @@
 on a loopback port, two process workers on one work pool (one killed mid-trial), and the scheduled
 retraining deployment triggered with `prefect deployment run`."""
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from ecg_crnn.dataset import load_study_data
 from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.search import best_point, create_study, make_storage, run_trials, save_results
 
-from .conftest import REPO, SMALL, VENV_BIN, run, set_params
+from .conftest import REPO, SMALL, VENV_BIN, run, set_params, stop_group
 
 SEARCH = {
     "models.channels": [8, 8, 16, 16],
@@ -79,6 +80,17 @@ def test_unreachable_storage_is_named_without_its_password():
         info.value
     )
     assert "s3cret" not in str(info.value)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant: the process worker starts each flow run in a session of its
+    own, so killing the worker's process group alone would leave the trial running."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    for proc in [*parent.children(recursive=True), parent]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
 
 
 def _prefect(args, env, **kw):
@@ -163,12 +175,7 @@ def test_pool_search_on_postgres_with_two_workers_one_killed(
         assert search.returncode == 0, out[-4000:]
     finally:
         for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGINT)
-                try:
-                    w.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(w.pid, signal.SIGKILL)
+            stop_group(w)
     study = optuna.load_study(study_name="pool-test", storage=storage)
     states = [t.state for t in study.get_trials()]
     done = [s for s in states if s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
@@ -258,11 +265,7 @@ def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project
         assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
         assert "Completed" in ran.stdout
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server)
     assert (project / "reports" / "study" / "report.html").is_file()
     assert (project / "reports" / "drift.json").is_file()
     assert any(remote.rglob("*")), "dvc push should have filled the remote"

@@ -22,7 +22,7 @@ def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_
     run(["git", "commit", "-qm", "baseline"], project)
 
     # A changed parameter re-runs only what depends on it, as an experiment beside the baseline.
-    out = run(["dvc", "exp", "run", "-S", "segment.window_s=2.0"], project).stdout
+    out = run(["dvc", "exp", "run", "-S", "segment.window_s=2.0", "segment"], project).stdout
     assert "Stage 'download' didn't change" in out and "Stage 'filter' didn't change" in out
     assert "Running stage 'segment'" in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)

@@ -41,26 +41,27 @@ def test_study_end_to_end_on_synthetic(project, synthetic_dir):
     assert study["best"] in archs
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
 
-    # A changed run beside the baseline: only evaluation and comparison re-run.
+    # A changed run beside the baseline: another reference re-runs only what reads it.
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline study"], project)
-    out = run(["dvc", "exp", "run", "-n", "mean-windows", "-S", "evaluate.aggregate=mean"], project).stdout
-    assert "Running stage 'train@" not in out and "Running stage 'evaluate@cnn_bilstm1'" in out
+    out = run(["dvc", "exp", "run", "-n", "ref-lstm1", "-S", "study.reference=cnn_lstm1"], project).stdout
+    assert "Running stage 'train@" not in out and "Running stage 'evaluate@" not in out
+    assert "Running stage 'compare'" in out
     table = run(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()
     header = table[0].split(",")
-    assert "evaluation/cnn_bilstm1/metrics.json:macro_auroc" in header and "evaluate.aggregate" in header
-    assert any(line.startswith("mean-windows,") for line in table)
+    assert "evaluation/cnn_bilstm1/metrics.json:macro_auroc" in header and "study.reference" in header
+    assert any(line.startswith("ref-lstm1,") for line in table)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
-    aggregates = {
-        exp["data"]["params"]["params.yaml"]["data"]["evaluate"]["aggregate"]
+    references = {
+        exp["data"]["params"]["params.yaml"]["data"]["study"]["reference"]
         for commit in shown
         for exp in [commit, *[e for r in (commit.get("experiments") or []) for e in r["revs"]]]
         if exp.get("data")
     }
-    assert aggregates == {"max", "mean"}
+    assert references == {"cnn_bilstm1", "cnn_lstm1"}
 
 
-def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl):
+def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tmp_path):
     set_params(
         project,
         download__source=str(shared_ptbxl),
@@ -96,16 +97,10 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl):
     probs = session.run(None, {"windows": windows})[0].max(axis=0)
     np.testing.assert_allclose(probs, [pred["classes"][c]["probability"] for c in meta["classes"]], atol=1e-4)
 
-
-def test_predict_refuses_a_record_of_another_sampling_rate(project, tmp_path, synthetic_dir):
-    set_params(
-        project, download__source=str(synthetic_dir), study__architectures=["cnn"], study__reference="cnn"
-    )
-    _small(project, **{"train.epochs": 1})
-    run(["dvc", "repro", "evaluate@cnn"], project)
+    # Records the model cannot read correctly are refused by name.
     run(["ecg-crnn", "-q", "synth", "--records", "10", str(tmp_path / "hr"), "--rates", "500"], project)
     failed = subprocess.run(
-        ["ecg-crnn", "predict", str(tmp_path / "hr/records500/00000/00001_hr"), "--arch", "cnn"],
+        ["ecg-crnn", "predict", str(tmp_path / "hr/records500/00000/00001_hr")],
         cwd=project,
         capture_output=True,
         text=True,
@@ -113,10 +108,7 @@ def test_predict_refuses_a_record_of_another_sampling_rate(project, tmp_path, sy
     assert failed.returncode == 1
     assert "00001_hr.hea: sampled at 500 Hz, the model at 100 Hz" in failed.stderr
     missing = subprocess.run(
-        ["ecg-crnn", "predict", str(tmp_path / "nope"), "--arch", "cnn"],
-        cwd=project,
-        capture_output=True,
-        text=True,
+        ["ecg-crnn", "predict", str(tmp_path / "nope")], cwd=project, capture_output=True, text=True
     )
     assert missing.returncode == 1 and "nope.hea: record header not found" in missing.stderr
 
