@@ -186,7 +186,7 @@ def test_pool_search_on_postgres_with_two_workers_one_killed(
     retried = [
         t
         for t in study.get_trials()
-        if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) is not None
+        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) is not None
     ]
     assert retried, "the failed trial should have been retried"
     assert (tmp_path / "search" / "pool-test" / "best.json").is_file()

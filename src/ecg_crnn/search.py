@@ -40,14 +40,14 @@ def make_storage(cfg: SearchSettings, search_dir: Path):
         search_dir.mkdir(parents=True, exist_ok=True)
         path = str(search_dir / "journal.log")
         return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
         return RDBStorage(
             cfg.storage,
             heartbeat_interval=cfg.heartbeat_s,
             grace_period=2 * cfg.heartbeat_s,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=cfg.retries),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=cfg.retries),
             engine_kwargs={"pool_pre_ping": True},
         )
     except Exception as exc:  # sqlalchemy raises many types; the message must not carry the password
