@@ -125,6 +125,14 @@ def family_gains(res: StudyResults) -> pd.DataFrame:
 # ---- plots ----------------------------------------------------------------------------------------------
 
 
+def _finish(fig, ax, path: Path) -> None:
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_depth(res: StudyResults, path: Path) -> None:
     m = res.metrics
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -149,11 +157,7 @@ def plot_depth(res: StudyResults, path: Path) -> None:
     ax.set_xlabel("recurrent layers (0 = CNN with pooling only)")
     ax.set_ylabel("test macro-AUROC (95% bootstrap CI)")
     ax.set_title("How much temporal modeling is enough?")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path)
 
 
 def pareto_front(params: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -193,11 +197,7 @@ def plot_frontier(res: StudyResults, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("test macro-AUROC")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path)
 
 
 def plot_heatmap(res: StudyResults, path: Path) -> None:

@@ -10,7 +10,6 @@ summary (share of drifted columns, the most drifted columns with their scores) i
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import re
@@ -297,7 +296,3 @@ def _index_html(summary: dict) -> str:
         f"{rows}</table><p>Reference: the training folds (for a training fold, the other ones).</p>"
         "</body></html>"
     )
-
-
-def load_summary(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
