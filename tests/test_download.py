@@ -1,9 +1,13 @@
 """The download stage against a real HTTP server on 127.0.0.1 serving PTB-XL's own layout."""
 
+import contextlib
+import functools
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,6 +15,7 @@ from ecg_crnn.cli import main
 from ecg_crnn.data.checksums import parse_sums, sha256_file
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
+from ecg_crnn.errors import EcgCrnnError
 
 from .conftest import http_server
 
@@ -110,3 +115,181 @@ def test_unreachable_server_is_a_clear_error(tmp_path, write_params, capsys):
     )
     assert main(["--params", str(params), "-q", "download", "--out", str(tmp_path / "raw")]) == 1
     assert "http://127.0.0.1:9/ptb-xl/SHA256SUMS.txt: ConnectionError" in capsys.readouterr().err
+
+
+# --- Hardening: what a mirror's listing may make the download do -------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _list_extra(source_root, entry: str, data: bytes) -> None:
+    sums = source_root / "SHA256SUMS.txt"
+    sums.write_text(sums.read_text() + f"{_sha(data)}  {entry}\n")
+
+
+@pytest.mark.parametrize("entry", ["records100/../../escaped.txt", "ABSOLUTE"])
+def test_listed_path_outside_the_output_is_refused_local(synthetic_copy, tmp_path, entry):
+    outside = tmp_path / "escaped.txt"
+    outside.write_bytes(b"planted by the mirror")
+    if entry == "ABSOLUTE":
+        entry = str(tmp_path / "abs_escaped.txt")
+    _list_extra(synthetic_copy, entry, b"planted by the mirror")
+    out = tmp_path / "deep" / "raw"
+    with pytest.raises(EcgCrnnError) as err:
+        download(open_source(str(synthetic_copy)), out, 100, workers=2, progress=False)
+    message = str(err.value)
+    assert entry in message and "SHA256SUMS.txt" in message and str(synthetic_copy) in message
+    assert not (tmp_path / "deep" / "escaped.txt").exists()
+    assert not (tmp_path / "abs_escaped.txt").exists()
+    assert not (out / "SHA256SUMS.txt").exists()
+
+
+def test_listed_path_outside_the_output_is_refused_http(synthetic_copy, tmp_path):
+    # The HTTP server normalizes `..` away and serves the source's own escaped.txt: the data does arrive.
+    (synthetic_copy / "escaped.txt").write_bytes(b"planted by the mirror")
+    _list_extra(synthetic_copy, "records100/../../escaped.txt", b"planted by the mirror")
+    out = tmp_path / "deep" / "raw"
+    with http_server(synthetic_copy) as url, pytest.raises(EcgCrnnError) as err:
+        download(open_source(url), out, 100, workers=2, progress=False)
+    assert "records100/../../escaped.txt" in str(err.value) and f"{url}SHA256SUMS.txt" in str(err.value)
+    assert not (tmp_path / "deep" / "escaped.txt").exists()
+
+
+def test_listed_path_through_a_symlink_out_of_the_output_is_refused(synthetic_copy, tmp_path):
+    out = tmp_path / "raw"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "records100").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(EcgCrnnError, match=r"records100/00000/00001_lr\.\w+.*outside"):
+        download(open_source(str(synthetic_copy)), out, 100, workers=2, progress=False)
+    assert not any(elsewhere.rglob("*"))
+
+
+# --- Hardening: the local copy follows the source's listing ------------------------------------------
+
+
+def _unlist(source_root, *relpaths: str) -> None:
+    sums = source_root / "SHA256SUMS.txt"
+    keep = [ln for ln in sums.read_text().splitlines() if ln.split(maxsplit=1)[1] not in relpaths]
+    sums.write_text("\n".join(keep) + "\n")
+    for p in relpaths:
+        (source_root / p).unlink()
+
+
+def test_record_dropped_by_the_source_disappears_locally(synthetic_copy, tmp_path, capsys):
+    from ecg_crnn.config import DataSettings, FilterSettings
+    from ecg_crnn.data.filtering import load_labels, run_filter
+
+    out = tmp_path / "raw"
+    download(open_source(str(synthetic_copy)), out, 100, workers=2, progress=False)
+    before = run_filter(out, tmp_path / "f1", DataSettings(), FilterSettings(), progress=False)
+    ids = set(load_labels(tmp_path / "f1")[0]["ecg_id"])
+    assert {3, 4} <= ids
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the download's")
+    (out / "records100" / "link.txt").symlink_to(outside)
+    (out / "stray").mkdir()
+    (out / "stray" / "notes.txt").write_text("not listed")
+    # Record 3 leaves the source altogether; record 4 loses only its header.
+    _unlist(synthetic_copy, "records100/00000/00003_lr.hea", "records100/00000/00003_lr.dat")
+    _unlist(synthetic_copy, "records100/00000/00004_lr.hea")
+    capsys.readouterr()
+    report = download(open_source(str(synthetic_copy)), out, 100, workers=2, progress=False)
+    err = capsys.readouterr().err
+    assert report.removed == 5 and report.fetched == 0
+    assert "5 no longer listed" in err
+    assert not (out / "records100/00000/00003_lr.hea").exists()
+    assert not (out / "records100/00000/00003_lr.dat").exists()
+    assert not (out / "records100/00000/00004_lr.hea").exists()
+    assert (out / "records100/00000/00004_lr.dat").exists()
+    assert not (out / "records100" / "link.txt").is_symlink() and not (out / "stray").exists()
+    assert outside.read_text() == "not the download's"
+    assert (out / "SHA256SUMS.txt").is_file() and (out / "ptbxl_database.csv").is_file()
+    after = run_filter(
+        out, tmp_path / "f2", DataSettings(), FilterSettings(records="present"), progress=False
+    )
+    assert after["records"] == before["records"] - 2
+    assert set(load_labels(tmp_path / "f2")[0]["ecg_id"]) == ids - {3, 4}
+
+
+# --- Hardening: one retry layer, and an unreachable source said plainly ------------------------------
+
+
+class _FailingHandler(SimpleHTTPRequestHandler):
+    fail: str = ""
+    counts: dict = {}  # noqa: RUF012 (one server per test; reset before use)
+    lock = threading.Lock()
+
+    def do_GET(self):
+        with self.lock:
+            self.counts[self.path] = self.counts.get(self.path, 0) + 1
+        if self.path == self.fail or self.fail == "*":
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _failing_server(root, fail: str):
+    _FailingHandler.fail, _FailingHandler.counts = fail, {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_FailingHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", _FailingHandler.counts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_failing_file_is_tried_retries_plus_one_times(synthetic_copy, tmp_path, retries):
+    bad = "/records100/00000/00007_lr.dat"
+    with _failing_server(synthetic_copy, bad) as (url, counts):
+        source = open_source(url, retries=retries, timeout_s=5)
+        with pytest.raises(EcgCrnnError) as err:
+            download(source, tmp_path / "raw", 100, workers=2, progress=False, retries=retries)
+    assert counts[bad] == retries + 1
+    assert counts["/SHA256SUMS.txt"] == 1
+    assert f"{url}records100/00000/00007_lr.dat: HTTP 503" in str(err.value)
+
+
+def test_a_failing_listing_is_tried_retries_plus_one_times(synthetic_copy, tmp_path):
+    with _failing_server(synthetic_copy, "*") as (url, counts):
+        source = open_source(url, retries=2, timeout_s=5)
+        with pytest.raises(EcgCrnnError) as err:
+            download(source, tmp_path / "raw", 100, progress=False, retries=2)
+    assert counts == {"/SHA256SUMS.txt": 3}
+    assert "SHA256SUMS.txt: HTTP 503" in str(err.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("url", ["CLOSED", "http://nonexistent.invalid/ptb-xl/"])
+def test_unreachable_source_names_the_url_and_the_ways_on(tmp_path, write_params, capsys, url):
+    if url == "CLOSED":
+        url = f"http://127.0.0.1:{_closed_port()}/ptb-xl/"
+    params = write_params({"download.source": url, "download.retries": 0, "download.timeout_s": 5})
+    assert main(["--params", str(params), "-q", "download", "--out", str(tmp_path / "raw")]) == 1
+    err = capsys.readouterr().err
+    assert f"{url} is unreachable" in err and f"{url}SHA256SUMS.txt" in err
+    assert "dvc exp run -S download.source=../shared/ptbxl -S filter.records=present" in err
+    assert "ecg-crnn synth --records 2000 data/synthetic" in err
+    assert "-S download.source=data/synthetic" in err
+    assert "Traceback" not in err

@@ -48,3 +48,24 @@ def test_missing_required_column_is_named(tmp_path, shared_ptbxl):
     db.to_csv(tmp_path / "ptbxl_database.csv", index=False)
     with pytest.raises(EcgCrnnError, match=r"ptbxl_database\.csv: missing required column\(s\) 'scp_codes'"):
         load_database(tmp_path)
+
+
+def test_database_without_records_is_named(tmp_path, shared_ptbxl):
+    header_row = (shared_ptbxl / "ptbxl_database.csv").read_text().splitlines()[0]
+    (tmp_path / "ptbxl_database.csv").write_text(header_row + "\n")
+    with pytest.raises(EcgCrnnError, match=r"ptbxl_database\.csv: has no records"):
+        load_database(tmp_path)
+    (tmp_path / "ptbxl_database.csv").write_text("")
+    with pytest.raises(EcgCrnnError, match=r"ptbxl_database\.csv: .*empty"):
+        load_database(tmp_path)
+
+
+def test_empty_database_stops_the_filter_stage_by_name(synthetic_copy, tmp_path, write_params, capsys):
+    from ecg_crnn.cli import main
+
+    db = synthetic_copy / "ptbxl_database.csv"
+    db.write_text(db.read_text().splitlines()[0] + "\n")
+    params = write_params({})
+    raw, out = str(synthetic_copy), str(tmp_path / "f")
+    assert main(["--params", str(params), "-q", "filter", "--raw", raw, "--out", out]) == 1
+    assert f"{db}: has no records" in capsys.readouterr().err

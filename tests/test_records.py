@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_crnn.data.records import RecordError, read_digital, to_physical
+from ecg_crnn.data.records import RecordError, parse_header, read_digital, signal_problems, to_physical
 
 
 def test_fast_reader_matches_wfdb_on_real_records(shared_ptbxl):
@@ -79,3 +79,36 @@ def test_missing_header_and_garbage_header(record):
     record.with_suffix(".hea").write_text("00005_lr twelve 100 1000\n")
     with pytest.raises(RecordError, match="00005_lr.hea: malformed WFDB header"):
         read_digital(record)
+
+
+def test_units_are_parsed_per_lead(shared_ptbxl, tmp_path):
+    header = parse_header(shared_ptbxl / "records100" / "00000" / "00001_lr.hea")
+    assert header.units == ("mV",) * 12
+    (tmp_path / "r.hea").write_text(
+        "r 3 100 10\n"
+        "r.dat 16 1.0(5)/uV 16 0 0 0 0 I\n"
+        "r.dat 16 200 16 0 0 0 0 II\n"  # no units: WFDB's default, mV
+        "r.dat 16 0.5/V 16 0 0 0 0 III\n"
+    )
+    header = parse_header(tmp_path / "r.hea")
+    assert header.units == ("uV", "mV", "V")
+    assert header.gains == (1.0, 200.0, 0.5) and header.baselines == (5, 0, 0)
+
+
+def test_signal_problems_names_invalid_and_flat_leads():
+    rng = np.random.default_rng(0)
+    leads = ["I", "II", "V1", "V2"]
+    good = rng.integers(-500, 500, (4, 1000)).astype(np.int16)
+    assert signal_problems(good, leads) == []
+    bad = good.copy()
+    bad[2] = -32768
+    bad[3] = 17
+    assert signal_problems(bad, leads) == [
+        "lead V1: every sample is the WFDB invalid value -32768",
+        "lead V2: flat (constant)",
+    ]
+    nothing = np.full((4, 1000), -32768, np.int16)
+    assert signal_problems(nothing, leads) == ["all 4 leads: every sample is the WFDB invalid value -32768"]
+    one_invalid_sample = good.copy()
+    one_invalid_sample[0, 10] = -32768  # a gap, not a dead lead
+    assert signal_problems(one_invalid_sample, leads) == []

@@ -1,10 +1,13 @@
 """S3 against a real S3-compatible server on 127.0.0.1 (rclone serve s3): the download stage's S3 source,
 DVC push/pull to an S3 remote, publishing results, and the faults."""
 
+import contextlib
 import json
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -13,6 +16,7 @@ from ecg_crnn.cli import main
 from ecg_crnn.data.checksums import parse_sums, sha256_file
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
+from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.storage import publish, s3_client
 
 from .conftest import S3_KEY, S3_SECRET, S3Server, run, set_params
@@ -212,3 +216,58 @@ def test_dvc_push_and_pull_through_an_s3_remote(project, s3, synthetic_dir):
         "Data and pipelines are up to date"
         in run(["dvc", "status", "--with-deps", "segment"], project).stdout
     )
+
+
+@contextlib.contextmanager
+def _dropping_server():
+    """A TCP server that accepts each connection and closes it at once; yields its URL and the count."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+
+
+def test_s3_requests_are_tried_retries_plus_one_times(tmp_path):
+    with _dropping_server() as (endpoint, accepted):
+        source = open_source("s3://physionet-open/ptb-xl/1.0.3/", endpoint, True, retries=2, timeout_s=5)
+        with pytest.raises(EcgCrnnError, match=r"s3://physionet-open/ptb-xl/1\.0\.3/SHA256SUMS\.txt"):
+            download(source, tmp_path / "raw", 100, progress=False, retries=2)
+    assert len(accepted) == 3
+
+
+def test_unreachable_s3_endpoint_names_it_and_the_ways_on(tmp_path, write_params, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    params = write_params(
+        {
+            "download.source": "s3://physionet-open/ptb-xl/1.0.3/",
+            "download.s3_endpoint_url": endpoint,
+            "download.retries": 0,
+            "download.timeout_s": 5,
+        }
+    )
+    assert main(["--params", str(params), "-q", "download", "--out", str(tmp_path / "raw")]) == 1
+    err = capsys.readouterr().err
+    assert f"s3://physionet-open/ptb-xl/1.0.3/ at {endpoint} is unreachable" in err
+    assert "-S download.source=../shared/ptbxl" in err and "ecg-crnn synth --records 2000" in err

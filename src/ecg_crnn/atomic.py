@@ -1,7 +1,9 @@
 """Atomic output: a file appears complete under its final name, or not at all.
 
 Every stage writes through these helpers, so an interrupted or failed run leaves the previous outputs
-untouched (DVC keeps them because the stages' outputs are declared `persist`).
+untouched (DVC keeps them because the stages' outputs are declared `persist`). The temporary names come
+from `tempfile`, which creates them private (0600 / 0700); before the rename they get the mode a plain
+write would have given them: 0666 for files, 0777 for directories, minus the process umask.
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -28,6 +44,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -54,6 +71,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,9 +2,15 @@
 
 Layout of a cache directory (written by the filter stage):
   signals.npy      int16 (records, leads, samples), digital units, rows in the order of labels.csv
-  calibration.npz  gains and baselines (records, leads): physical = (digital - baseline) / gain
-  signals.json     sampling rate, lead names, shape
+  calibration.npz  gains and baselines (records, leads): physical = (digital - baseline) / gain, in mV
+  signals.json     sampling rate, lead names, units, shape
 One array instead of 21,799 small files: later stages memory-map it and slice rows without parsing.
+
+Every record is checked against the sampling rate asked for and against the first record: same rate,
+same lead names, same length. What changes the numbers' meaning is handled so that the cache is right:
+leads in another order are put in the first record's order (gains and baselines with them), and gains in
+uV or V are stored per mV. Leads with no signal at all (see `signal_problems`) are reported back to the
+caller, which drops or refuses those records.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EcgCrnnError
-from .records import Header, parse_header, read_digital, to_physical
+from .records import Header, gains_in_mv, parse_header, read_digital, signal_problems, to_physical
 
 _CHUNK = 256  # records per task handed to a worker process
 
@@ -53,53 +59,115 @@ class SignalCache:
         return to_physical(self.signals[rows], self.gains[rows], self.baselines[rows])
 
 
-def _read_chunk(out_path: str, start: int, paths: list[str], shape: tuple[int, int]):
-    """Worker: read records into rows start.. of the shared memory-mapped output."""
+@dataclass(frozen=True)
+class _Reference:
+    """What every record must agree on: the rate asked for and the first record's leads and length."""
+
+    fs: float
+    leads: tuple[str, ...]
+    n_samples: int
+    first: str  # the first record's header, for messages
+    fs_from: str  # where the rate comes from, for messages
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.leads), self.n_samples)
+
+
+def _conform(path: str, digital: np.ndarray, header: Header, ref: _Reference):
+    """The record's digital samples, gains per mV and baselines in the reference's lead order; errors
+    name the header file, the field and both values."""
+    hea = f"{path}.hea"
+    if header.fs != ref.fs:
+        raise EcgCrnnError(
+            f"{hea}: {header.fs:g} Hz, but {ref.fs_from}: a record at another rate would be read as a "
+            "different signal"
+        )
+    if len(set(header.leads)) != len(header.leads):
+        raise EcgCrnnError(f"{hea}: lead names {list(header.leads)} repeat a name")
+    if sorted(header.leads) != sorted(ref.leads):
+        raise EcgCrnnError(
+            f"{hea}: leads {list(header.leads)}, but the first record's ({ref.first}) are "
+            f"{list(ref.leads)}: records must have the same leads"
+        )
+    if header.n_samples != ref.n_samples or digital.shape != (len(header.leads), header.n_samples):
+        raise EcgCrnnError(
+            f"{hea}: {digital.shape[0]} leads x {digital.shape[1]} samples, but the first record "
+            f"({ref.first}) has {ref.shape[0]} x {ref.shape[1]}: records must share one shape"
+        )
+    gains = np.asarray(gains_in_mv(header, hea), np.float32)
+    baselines = np.asarray(header.baselines, np.int32)
+    if header.leads != ref.leads:
+        order = [header.leads.index(lead) for lead in ref.leads]
+        digital, gains, baselines = digital[order], gains[order], baselines[order]
+    return digital, gains, baselines
+
+
+def _read_chunk(out_path: str, start: int, paths: list[str], ref: _Reference):
+    """Worker: read records into rows start.. of the shared memory-mapped output; returns their gains and
+    baselines, and the rows whose signal is unusable with the reasons."""
     out = np.load(out_path, mmap_mode="r+")
-    gains = np.empty((len(paths), shape[0]), np.float32)
-    baselines = np.empty((len(paths), shape[0]), np.int32)
+    gains = np.empty((len(paths), len(ref.leads)), np.float32)
+    baselines = np.empty((len(paths), len(ref.leads)), np.int32)
+    problems: dict[int, list[str]] = {}
     for i, p in enumerate(paths):
         digital, header = read_digital(Path(p))
-        if digital.shape != shape:
-            raise EcgCrnnError(
-                f"{p}.hea: {digital.shape[0]} leads x {digital.shape[1]} samples, "
-                f"but the first record has {shape[0]} x {shape[1]}: records must share one shape"
-            )
+        digital, gains[i], baselines[i] = _conform(p, digital, header, ref)
         out[start + i] = digital
-        gains[i] = header.gains
-        baselines[i] = header.baselines
+        reasons = signal_problems(digital, ref.leads)
+        if reasons:
+            problems[start + i] = reasons
     out.flush()
-    return start, gains, baselines
+    return start, gains, baselines, problems
 
 
-def build_cache(record_paths: list[Path], out_dir: Path, workers: int = 2, progress: bool = True) -> None:
-    """Read every record into `out_dir` (which must exist, typically a fresh temporary directory)."""
+def build_cache(
+    record_paths: list[Path],
+    out_dir: Path,
+    workers: int = 2,
+    progress: bool = True,
+    sampling_rate: float | None = None,
+) -> dict[int, list[str]]:
+    """Read every record into `out_dir` (which must exist, typically a fresh temporary directory).
+
+    Every record must be at `sampling_rate` (by default, the first record's) and have the first record's
+    leads and length. Returns {row: reasons} for the records whose signal is unusable (`signal_problems`);
+    they are in the cache like the others, for the caller to refuse or take out with `drop_rows`.
+    """
     if not record_paths:
         raise EcgCrnnError("no records to read")
-    first: Header = parse_header(record_paths[0].with_suffix(".hea"))
-    shape = (first.n_sig, first.n_samples)
+    first_hea = record_paths[0].with_suffix(".hea")
+    first: Header = parse_header(first_hea)
+    if sampling_rate is None:
+        fs, fs_from = first.fs, f"the first record ({first_hea}) is at {first.fs:g} Hz"
+    else:
+        fs, fs_from = float(sampling_rate), f"data.sampling_rate is {sampling_rate:g}"
+    ref = _Reference(float(fs), first.leads, first.n_samples, str(first_hea), fs_from)
+    shape = ref.shape
     n = len(record_paths)
     sig_path = out_dir / "signals.npy"
     np.lib.format.open_memmap(sig_path, mode="w+", dtype=np.int16, shape=(n, *shape)).flush()
     gains = np.empty((n, shape[0]), np.float32)
     baselines = np.empty((n, shape[0]), np.int32)
+    problems: dict[int, list[str]] = {}
     chunks = [(s, [str(p) for p in record_paths[s : s + _CHUNK]]) for s in range(0, n, _CHUNK)]
     bar = tqdm(
         total=n, desc="read records", unit="rec", disable=not progress, mininterval=1.0, file=sys.stderr
     )
 
     def store(result):
-        start, g, b = result
+        start, g, b, bad = result
         gains[start : start + len(g)] = g
         baselines[start : start + len(b)] = b
+        problems.update(bad)
         bar.update(len(g))
 
     if workers <= 1 or len(chunks) == 1:
         for start, paths in chunks:
-            store(_read_chunk(str(sig_path), start, paths, shape))
+            store(_read_chunk(str(sig_path), start, paths, ref))
     else:
         with ProcessPoolExecutor(min(workers, os.cpu_count() or 1)) as pool:
-            futures = [pool.submit(_read_chunk, str(sig_path), s, ps, shape) for s, ps in chunks]
+            futures = [pool.submit(_read_chunk, str(sig_path), s, ps, ref) for s, ps in chunks]
             try:
                 for fut in as_completed(futures):
                     store(fut.result())
@@ -109,5 +177,33 @@ def build_cache(record_paths: list[Path], out_dir: Path, workers: int = 2, progr
                 raise
     bar.close()
     np.savez(out_dir / "calibration.npz", gains=gains, baselines=baselines)
-    meta = {"fs": first.fs, "leads": list(first.leads), "shape": [n, *shape], "dtype": "int16"}
+    meta = {"fs": ref.fs, "leads": list(ref.leads), "units": "mV", "shape": [n, *shape], "dtype": "int16"}
     (out_dir / "signals.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return dict(sorted(problems.items()))
+
+
+def drop_rows(directory: Path, rows) -> int:
+    """Take `rows` out of the cache in `directory` (signals, calibration and shape), keeping the order of
+    the rest. The signals are copied chunk by chunk into a new file that replaces the old one."""
+    directory = Path(directory)
+    sig_path = directory / "signals.npy"
+    old = np.load(sig_path, mmap_mode="r")
+    keep = np.ones(old.shape[0], bool)
+    keep[np.asarray(list(rows), dtype=np.int64)] = False
+    kept = np.flatnonzero(keep)
+    if not len(kept):
+        raise EcgCrnnError(f"{directory}: no record would be left in the signal cache")
+    tmp_path = directory / ".signals.compact.npy"
+    new = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=old.dtype, shape=(len(kept), *old.shape[1:]))
+    for s in range(0, len(kept), _CHUNK):
+        new[s : s + _CHUNK] = old[kept[s : s + _CHUNK]]
+    new.flush()
+    del new, old
+    os.replace(tmp_path, sig_path)
+    with np.load(directory / "calibration.npz") as cal:
+        gains, baselines = cal["gains"][kept], cal["baselines"][kept]
+    np.savez(directory / "calibration.npz", gains=gains, baselines=baselines)
+    meta = json.loads((directory / "signals.json").read_text())
+    meta["shape"][0] = len(kept)
+    (directory / "signals.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return int((~keep).sum())

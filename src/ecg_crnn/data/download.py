@@ -3,6 +3,12 @@
 Resumable by construction: a file reaches its final name only after its checksum matched, by an atomic
 rename from a staging folder, so a killed run leaves only whole, verified files behind; the next run
 re-hashes what is there, skips what matches and fetches the rest.
+
+The output mirrors the source's listing for the chosen rate: once everything listed is in place, files
+under the output directory that the listing no longer names (a record the source dropped, the other
+rate's folder, strays) are removed, so later stages never read data the source no longer has. Listed
+paths are refused unless they stay inside the output directory (no absolute paths, no '..', no symbolic
+link out of it), so a hostile or broken mirror cannot write or delete anything elsewhere.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from tqdm import tqdm
 from ..atomic import write_text
 from ..errors import EcgCrnnError
 from .checksums import SUMS_NAME, format_sums, parse_sums, sha256_file
-from .sources import Source, TransientSourceError
+from .sources import Source, SourceUnreachable, TransientSourceError
 
 CSV_FILES = ("ptbxl_database.csv", "scp_statements.csv")
 EXTRA_FILES = ("LICENSE.txt",)  # fetched when the source lists it
@@ -39,6 +45,7 @@ class DownloadReport:
     already_verified: int
     fetched: int
     bytes_fetched: int
+    removed: int = 0  # files under the output directory that the listing no longer names
 
 
 class _HashingWriter:
@@ -63,18 +70,95 @@ def select_files(sums: dict[str, str], sampling_rate: int) -> dict[str, str]:
     return chosen
 
 
-def _fetch_one(
-    source: Source, relpath: str, digest: str, out_dir: Path, staging: Path, retries: int = 3
-) -> int:
-    """Fetch one file, retrying transfers that broke off (a connection lost mid-file) with backoff."""
+def _retrying(fn, retries: int):
+    """`fn()`, tried `retries + 1` times in all while it fails transiently (connection failed or lost,
+    server busy), with backoff. The only retry layer: sources make one attempt per call."""
     for attempt in range(retries + 1):
         try:
-            return _fetch_once(source, relpath, digest, out_dir, staging)
+            return fn()
         except TransientSourceError:
             if attempt == retries:
                 raise
             time.sleep(min(0.5 * 2**attempt, 8.0))
     raise AssertionError("unreachable")
+
+
+def _fetch_one(
+    source: Source, relpath: str, digest: str, out_dir: Path, staging: Path, retries: int = 3
+) -> int:
+    """Fetch one file, retrying transfers that broke off (a connection lost mid-file) with backoff."""
+    return _retrying(lambda: _fetch_once(source, relpath, digest, out_dir, staging), retries)
+
+
+def _origin(source: Source, relpath: str) -> str:
+    url_of = getattr(source, "url_of", None)
+    return url_of(relpath) if url_of else f"{source.description} {relpath}"
+
+
+def _fetch_listing(source: Source, retries: int) -> str:
+    def once() -> str:
+        buf = _Buffer()
+        source.fetch(SUMS_NAME, buf)
+        return buf.text()
+
+    try:
+        return _retrying(once, retries)
+    except SourceUnreachable as exc:
+        raise SourceUnreachable(
+            f"download.source: {source.description} is unreachable ({exc}). Two ways on without it: "
+            "set download.source to a local copy or mirror of PTB-XL, e.g. "
+            "`dvc exp run -S download.source=../shared/ptbxl -S filter.records=present`; or make a "
+            "synthetic set with `ecg-crnn synth --records 2000 data/synthetic` and run with "
+            "`-S download.source=data/synthetic`"
+        ) from None
+
+
+def _check_inside(out_dir: Path, files: dict[str, str], origin: str) -> set[str]:
+    """Refuse listed paths that would land outside `out_dir` once symbolic links are resolved (parse_sums
+    already refused absolute paths and '..'). Returns the resolved paths of the listed files."""
+    root = os.path.realpath(out_dir)
+    parents: dict[str, str] = {}
+    resolved = set()
+    for p in files:
+        parent, name = os.path.split(p)
+        real_parent = parents.get(parent)
+        if real_parent is None:
+            real_parent = parents[parent] = os.path.realpath(out_dir / parent)
+        if os.path.commonpath([root, real_parent]) != root:
+            raise EcgCrnnError(
+                f"{origin}: entry {p!r} would be written to {os.path.join(real_parent, name)}, outside the "
+                f"output directory {out_dir} (a symbolic link under it leads elsewhere); refused"
+            )
+        resolved.add(os.path.join(real_parent, name))
+    return resolved
+
+
+def _unlisted(out_dir: Path, keep_real: set[str]) -> list[Path]:
+    """Files (and symbolic links) under `out_dir` that are not listed files, found without following
+    links: removing them can never touch anything outside `out_dir`. SHA256SUMS.txt and the staging
+    folder are never among them."""
+    stale = []
+    for dirpath, dirnames, filenames in os.walk(out_dir, followlinks=False):
+        here = Path(dirpath)
+        if here == out_dir:
+            dirnames[:] = [d for d in dirnames if d != STAGING]
+            filenames = [f for f in filenames if f != SUMS_NAME]
+        real_here = os.path.realpath(here)
+        for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+            if os.path.join(real_here, name) not in keep_real:
+                stale.append(here / name)
+    return sorted(stale)
+
+
+def _remove(out_dir: Path, stale: list[Path]) -> int:
+    for path in stale:
+        path.unlink(missing_ok=True)  # a symbolic link is removed itself, never what it points to
+    # Then the directories left empty, deepest first (never out_dir itself, never through a link).
+    for dirpath, _dirnames, _files in sorted(os.walk(out_dir, followlinks=False), reverse=True):
+        here = Path(dirpath)
+        if here != out_dir and not here.is_symlink() and not any(here.iterdir()):
+            here.rmdir()
+    return len(stale)
 
 
 def _fetch_once(source: Source, relpath: str, digest: str, out_dir: Path, staging: Path) -> int:
@@ -130,19 +214,22 @@ def download(
     retries: int = 3,
 ) -> DownloadReport:
     out_dir = Path(out_dir)
+    origin = _origin(source, SUMS_NAME)
+    listing = _fetch_listing(source, retries)
+    files = select_files(parse_sums(listing, origin), sampling_rate)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sums_buf = _Buffer()
-    source.fetch(SUMS_NAME, sums_buf)
-    files = select_files(parse_sums(sums_buf.text(), f"{source.description} {SUMS_NAME}"), sampling_rate)
+    keep_real = _check_inside(out_dir, files, origin)
 
     staging = out_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run are never trusted
     staging.mkdir()
     done = _verified(out_dir, files, workers, progress)
     todo = sorted(set(files) - done)
+    stale = _unlisted(out_dir, keep_real)
     print(
         f"download: {len(files)} files for {sampling_rate} Hz from {source.description}: "
-        f"{len(done)} already verified, {len(todo)} to fetch",
+        f"{len(done)} already verified, {len(todo)} to fetch, {len(stale)} no longer listed "
+        "(removed once the download succeeds)",
         file=sys.stderr,
     )
     fetched_bytes = 0
@@ -175,7 +262,8 @@ def download(
         write_text(out_dir / SUMS_NAME, format_sums(files))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return DownloadReport(len(files), len(done), len(todo), fetched_bytes)
+    removed = _remove(out_dir, stale)
+    return DownloadReport(len(files), len(done), len(todo), fetched_bytes, removed)
 
 
 class _Buffer:

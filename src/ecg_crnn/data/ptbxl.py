@@ -25,6 +25,8 @@ def _read_csv(path: Path, required: tuple[str, ...], **kwargs) -> pd.DataFrame:
         df = pd.read_csv(path, **kwargs)
     except FileNotFoundError:
         raise EcgCrnnError(f"{path}: not found") from None
+    except pd.errors.EmptyDataError:
+        raise EcgCrnnError(f"{path}: empty file (not even a header row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise EcgCrnnError(f"{path}: not a readable CSV ({exc})") from None
     columns = set(df.columns) | {df.index.name}
@@ -38,6 +40,8 @@ def load_database(root: Path) -> pd.DataFrame:
     """ptbxl_database.csv indexed by ecg_id, with `scp_codes` parsed into dicts."""
     path = Path(root) / DATABASE_CSV
     db = _read_csv(path, DATABASE_COLUMNS)
+    if db.empty:
+        raise EcgCrnnError(f"{path}: has no records (only a header row)")
     if db["ecg_id"].duplicated().any():
         dup = db.loc[db["ecg_id"].duplicated(), "ecg_id"].iloc[0]
         raise EcgCrnnError(f"{path}: ecg_id {dup} appears more than once")

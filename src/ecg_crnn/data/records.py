@@ -6,11 +6,15 @@ than `wfdb.rdsamp`, which spends most of its time parsing the header generically
 formats, several files, skew or byte offsets) goes through the wfdb package itself.
 
 Reading is strict, because silent damage is worse than a stop: the .dat size must match the header's
-sample count, and each lead's WFDB checksum (sum of samples mod 2^16) must match the header's.
+sample count, and each lead's WFDB checksum (sum of samples mod 2^16) must match the header's. Units are
+parsed per lead (`gain(baseline)/units`); `gains_in_mv` turns gains in uV or V into gains per mV, and
+refuses any other unit, so a physical signal is always in mV. `signal_problems` names leads that carry no
+signal at all (every sample WFDB's invalid value, or one constant).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,7 @@ class Header:
     baselines: tuple[int, ...]
     checksums: tuple[int | None, ...]
     leads: tuple[str, ...]
+    units: tuple[str, ...] = ()  # per lead, as written after the gain's '/'; WFDB's default is mV
 
     @property
     def n_sig(self) -> int:
@@ -55,17 +60,20 @@ def parse_header(path: Path) -> Header:
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     try:
         rec = lines[0].split()
+        if "/" in rec[0]:
+            raise ValueError(f"{rec[0]!r} is a multi-segment record, which is not supported")
         n_sig = int(rec[1])
         fs = float(rec[2].split("/")[0].split("(")[0])
         n_samples = int(rec[3])
         sig_lines = [ln.split() for ln in lines[1 : 1 + n_sig]]
         if len(sig_lines) != n_sig:
             raise ValueError(f"declares {n_sig} signals but describes {len(sig_lines)}")
-        files, fmts, gains, baselines, checksums, leads = [], [], [], [], [], []
+        files, fmts, gains, baselines, checksums, leads, units = [], [], [], [], [], [], []
         for parts in sig_lines:
             files.append(parts[0])
             fmts.append(parts[1])
-            gain_field = parts[2].split("/")[0]
+            gain_field, _, unit = parts[2].partition("/")
+            units.append(unit or "mV")
             if "(" in gain_field:
                 g, b = gain_field.rstrip(")").split("(")
                 gains.append(float(g))
@@ -89,7 +97,53 @@ def parse_header(path: Path) -> Header:
         tuple(baselines),
         tuple(checksums),
         tuple(leads),
+        tuple(units),
     )
+
+
+# Physical units a lead may be in, and how many of them make one mV.
+_PER_MV = {"mV": 1.0, "uV": 1000.0, "\u00b5V": 1000.0, "\u03bcV": 1000.0, "V": 0.001}
+INVALID = -32768  # WFDB's "no sample here" value in format 16
+
+
+def gains_in_mv(header: Header, where: Path | str) -> tuple[float, ...]:
+    """The header's gains in adu per mV, whatever unit each lead is in (mV, uV or V); any other unit is
+    refused, naming `where` (the header file), the lead and the unit."""
+    units = header.units or ("mV",) * header.n_sig
+    gains = []
+    for lead, gain, unit in zip(header.leads, header.gains, units, strict=True):
+        per_mv = _PER_MV.get(unit)
+        if per_mv is None:
+            raise RecordError(
+                f"{where}: lead {lead} is in {unit!r}; only mV, uV and V are understood (ECG leads)"
+            )
+        gains.append(gain * per_mv)
+    return tuple(gains)
+
+
+def signal_problems(digital: np.ndarray, leads: Sequence[str]) -> list[str]:
+    """Why a record's signal cannot be used, one reason per bad lead; empty for a good record.
+
+    A lead is bad when every sample is WFDB's invalid value (-32768 in format 16), or when it is flat
+    (one constant value: a disconnected electrode, or the invalid value of another format). A record whose
+    leads are all invalid gets one reason for all of them. Isolated invalid samples are not a problem here.
+    """
+    digital = np.asarray(digital)
+    if digital.ndim != 2 or digital.shape[0] != len(leads):
+        raise ValueError(f"digital has shape {digital.shape}, expected ({len(leads)}, samples)")
+    if digital.shape[1] == 0:
+        return ["no samples"]
+    lo, hi = digital.min(axis=1), digital.max(axis=1)
+    invalid = (lo == INVALID) & (hi == INVALID)
+    if invalid.all():
+        return [f"all {len(leads)} leads: every sample is the WFDB invalid value {INVALID}"]
+    problems = []
+    for lead, dead, flat in zip(leads, invalid, lo == hi, strict=True):
+        if dead:
+            problems.append(f"lead {lead}: every sample is the WFDB invalid value {INVALID}")
+        elif flat:
+            problems.append(f"lead {lead}: flat (constant)")
+    return problems
 
 
 def read_digital(record: Path) -> tuple[np.ndarray, Header]:
