@@ -51,7 +51,7 @@ def write_section(name: str, body: str) -> None:
     path.write_text(text.rstrip() + "\n")
 
 
-def prepared(raw: Path, work: Path):
+def prepared(raw: Path, work: Path, window_s: float = 2.5):
     """Filter and segment a dataset with the pipeline's defaults (once), and load the study data."""
     from ecg_crnn.config import DataSettings, FilterSettings, SegmentSettings
     from ecg_crnn.data.filtering import run_filter
@@ -61,4 +61,4 @@ def prepared(raw: Path, work: Path):
     if not (work / "segmented" / "split.csv").is_file():
         run_filter(raw, work / "filtered", DataSettings(), FilterSettings(), progress=False)
         run_segment(work / "filtered", work / "segmented", SegmentSettings())
-    return load_study_data(work / "filtered", work / "segmented", splits=("train", "val"))
+    return load_study_data(work / "filtered", work / "segmented", window_s, splits=("train", "val"))

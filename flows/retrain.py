@@ -69,31 +69,47 @@ def retrain_flow(
     repo = str(Path(repo).resolve())
     params = load_params(Path(repo) / params_path)
     configured = remotes(repo)
+    done, skipped = [], []
     if configured:
         dvc_pull(repo)
+        done.append(f"pulled data and models from DVC remote {', '.join(configured)}")
+    else:
+        skipped.append("dvc pull and push: no DVC remote is configured (`dvc remote add -d NAME URL`)")
     ran = dvc_repro(repo, targets or [])
+    stages = [line.split("'")[1] for line in ran.splitlines() if line.startswith("Running stage '")]
+    done.append(f"dvc repro: {len(stages)} stage(s) re-ran" if stages else "dvc repro: everything was up to date")
     if configured and push:
         dvc_push(repo)
-    published = bool(params.storage.publish_url and params.retrain.publish)
-    if published:
+        done.append(f"pushed to DVC remote {', '.join(configured)}")
+    elif configured:
+        skipped.append("dvc push: push=False was asked for")
+    if not params.storage.publish_url:
+        skipped.append("publish: storage.publish_url is not set")
+    elif not params.retrain.publish:
+        skipped.append("publish: retrain.publish is false")
+    else:
         publish(repo, params_path)
-    drift = _read_json(Path(repo) / "reports" / "drift.json")
+        done.append(f"published reports and models to {params.storage.publish_url}")
+    drift = _read_json(Path(repo) / "reports" / "drift" / "summary.json")
     study = _read_json(Path(repo) / "reports" / "study" / "summary.json")
-    stages = [line.split("'")[1] for line in ran.splitlines() if line.startswith("Running stage '")]
-    lines = [
-        "# ecg-crnn retraining",
-        "",
-        f"Stages re-run: {', '.join(stages) if stages else 'none (up to date)'}.",
-        f"DVC remote: {', '.join(configured) if configured else 'none'}"
-        f"{' (pulled and pushed)' if configured and push else ''}.",
-        f"Published: {params.storage.publish_url if published else 'no'}.",
-        "",
-    ]
+    for line in done:
+        print(f"done: {line}")
+    for line in skipped:
+        print(f"skipped: {line}")
+    lines = ["# ecg-crnn retraining", "", "## Done", "", *[f"- {d}" for d in done]]
+    if stages:
+        lines += ["", "Stages re-run: " + ", ".join(f"`{s}`" for s in stages) + "."]
+    lines += ["", "## Skipped, and why", "", *([f"- {s}" for s in skipped] or ["- nothing"]), ""]
     if study:
-        lines += [
-            f"Best architecture: **{study['best']}**, test macro-AUROC {study['best_macro_auroc']:.4f}.",
-            "",
-        ]
+        best = study["best"]
+        m = study["models"].get(f"{best['arch']} @ {best['window_s']:g} s", {})
+        if m:
+            lo, hi = m["macro_auroc"]["ci"]
+            lines += [
+                f"Best model (chosen on validation): **{best['arch']} @ {best['window_s']:g} s**, test "
+                f"macro-AUROC {m['macro_auroc']['point']:.4f} [{lo:.4f}, {hi:.4f}].",
+                "",
+            ]
     if drift:
         lines += ["| fold | role | drifted columns | dataset drift |", "|---|---|---|---|"]
         lines += [
@@ -101,13 +117,12 @@ def retrain_flow(
             f"{'**yes**' if v['dataset_drift'] else 'no'} |"
             for k, v in drift.items()
         ]
-    create_markdown_artifact(
-        key="retrain-summary", markdown="\n".join(lines), description="Retraining summary"
-    )
+    create_markdown_artifact(key="retrain-summary", markdown="\n".join(lines), description="Retraining summary")
     return {
         "stages": stages,
         "remotes": configured,
-        "published": published,
+        "published": bool(params.storage.publish_url and params.retrain.publish),
+        "skipped": skipped,
         "drifted_folds": [k for k, v in drift.items() if v.get("dataset_drift")],
     }
 
@@ -119,6 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--serve", action="store_true", help="serve the scheduled deployment (runs until stopped)"
     )
+    parser.add_argument("--json", action="store_true", help="also print the result as JSON")
     args = parser.parse_args(argv)
     if args.serve:
         from prefect.schedules import Cron
@@ -135,7 +151,10 @@ def main(argv=None) -> int:
     except EcgCrnnError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result))
+    ran = ", ".join(result["stages"]) or "nothing (up to date)"
+    print(f"retrain: re-ran {ran}; " + ("; ".join(f"skipped {s}" for s in result["skipped"]) or "nothing skipped"))
+    if args.json:
+        print(json.dumps(result))
     return 0
 
 

@@ -2,7 +2,7 @@
 
   ecg-crnn-search   creates the study, runs its trials (in-process, or as `ecg-crnn-trials` flow runs that
                     workers of a work pool pick up), then publishes the results as artifacts and files and,
-                    with promote=True, trains the best configuration through DVC (`dvc exp run`).
+                    with promote=True, trains the best configuration through DVC (`dvc exp run --temp`).
   ecg-crnn-trials   one worker's share: trials until the shared study has search.trials of them.
 
 Run embedded (no server, journal storage):   python flows/search.py
@@ -20,18 +20,21 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
+import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.pipeline import run_search_trials
 from ecg_crnn.search import (
     counted_trials,
     create_study,
+    describe,
     load_study,
     promotion_overrides,
     redact,
+    run_trials,
     save_results,
     trials_table,
 )
@@ -52,6 +55,42 @@ def prepare_study(params_path: str, search_dir: str) -> str:
     return study.study_name
 
 
+class TrialProgress:
+    """Shows a worker's trials as they run: one Prefect log line per epoch, one per finished trial, and a
+    progress artifact (share of the study's trials done) that the UI draws as a bar."""
+
+    def __init__(self, target: int, epochs: int, study_name: str):
+        self.target, self.epochs, self.study_name = target, epochs, study_name
+        self.artifact = None
+
+    def _update(self, study: optuna.Study, fraction_of_current: float) -> None:
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+        done = min(self.target, counted_trials(study) + fraction_of_current)
+        percent = 100.0 * done / self.target
+        if self.artifact is None:
+            self.artifact = create_progress_artifact(
+                progress=percent, description=f"Search {self.study_name}: share of its {self.target} trials done"
+            )
+        else:
+            update_progress_artifact(self.artifact, progress=percent)
+
+    def epoch(self, trial: optuna.Trial, point: dict, record: dict) -> None:
+        get_run_logger().info(
+            f"trial {trial.number} {describe(point)}: epoch {record['epoch']}/{self.epochs} "
+            f"val macro-AUROC {record['val_macro_auroc']:.4f} ({record['seconds']:.1f} s)"
+        )
+        self._update(trial.study, record["epoch"] / self.epochs)
+
+    def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        value = "" if trial.value is None else f": val macro-AUROC {trial.value:.4f}"
+        get_run_logger().info(
+            f"trial {trial.number} {trial.user_attrs.get('arch', '')} {trial.state.name.lower()}{value} "
+            f"({counted_trials(study)}/{self.target} trials done)"
+        )
+        self._update(study, 0.0)
+
+
 @flow(name="ecg-crnn-trials", log_prints=True)
 def trials_flow(
     params_path: str = "params.yaml",
@@ -59,8 +98,13 @@ def trials_flow(
     segmented: str = "data/segmented",
     search_dir: str = "search",
 ) -> int:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged once, below, not twice
     params = load_params(params_path)
-    ran = run_search_trials(Path(filtered), Path(segmented), Path(search_dir), params)
+    study = load_study(params.search, Path(search_dir))  # created beforehand by the flow, never here
+    progress = TrialProgress(params.search.trials, params.search.epochs, params.search.study_name)
+    ran = run_trials(
+        study, Path(filtered), Path(segmented), params, report=progress.epoch, on_trial=progress.trial
+    )
     print(f"this worker ran {ran} trials")
     return ran
 
@@ -106,8 +150,17 @@ def _cancelled():
     return Cancelled(message="no worker picked up the run")
 
 
+def _png_markdown(path: Path, alt: str) -> str:
+    """An image the Prefect UI shows inline (a file:// link would not open in a browser elsewhere)."""
+    import base64
+
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
 @task
 def publish_results(params_path: str, search_dir: str) -> dict:
+    """Files in search/STUDY/, and artifacts the Prefect UI renders: the trials table, the best configuration,
+    and the depth-by-type table with its plot inline."""
     cfg = load_params(params_path).search
     study = load_study(cfg, Path(search_dir))
     out = Path(search_dir) / cfg.study_name
@@ -115,38 +168,39 @@ def publish_results(params_path: str, search_dir: str) -> dict:
     rows = trials_table(study)
     create_table_artifact(key="search-trials", table=rows, description=f"Trials of study {cfg.study_name}")
     command = " ".join(
-        ["dvc exp run -n", f"search-{cfg.study_name}"] + [f"-S '{o}'" for o in promotion_overrides(point)]
+        ["dvc exp run --temp -n", f"search-{cfg.study_name}"] + [f"-S '{o}'" for o in promotion_overrides(point)]
     )
+    depth = pd.read_csv(out / "depth.csv")
     create_markdown_artifact(
         key="search-best",
-        description="Best configuration",
+        description="Best configuration (by validation macro-AUROC)",
         markdown=(
             f"# Search {cfg.study_name}: best configuration\n\n"
-            f"| | |\n|---|---|\n| architecture | **{point['arch']}** |\n| hidden | {point['hidden']} |\n"
-            f"| dropout | {point['dropout']:.3f} |\n| learning rate | {point['lr']:.2e} |\n"
+            f"| | |\n|---|---|\n| architecture | **{point['arch']}** |\n| window | {point['window_s']:g} s |\n"
+            f"| hidden | {point['hidden'] or '(no recurrent layer)'} |\n| dropout | {point['dropout']:.3f} |\n"
+            f"| learning rate | {point['lr']:.2e} |\n"
             f"| validation macro-AUROC | {point['value']:.4f} (trial {point['trial']}) |\n\n"
-            f"{len(rows)} trials. Train and version it through DVC:\n\n```\n{command}\n```\n\n"
-            f"Plots: `{out}/depth.png` (macro-AUROC against depth per type), `{out}/optuna_history.png`, "
-            f"`{out}/optuna_intermediate.png`."
+            f"{len(rows)} trials. Train and version it through DVC (the workspace is left as it is):\n\n"
+            f"```\n{command}\n```\n\n"
+            "## Best validation macro-AUROC by recurrent type and depth\n\n"
+            f"{depth.to_markdown(index=False) if len(depth) else '(no completed trial)'}\n\n"
+            f"{_png_markdown(out / 'depth.png', 'validation macro-AUROC against depth per type')}\n"
         ),
-    )
-    create_link_artifact(
-        key="search-depth-plot",
-        link=(out / "depth.png").resolve().as_uri(),
-        link_text="macro-AUROC against depth per recurrent type",
     )
     return point
 
 
 @task
 def promote(point: dict, study_name: str, repo: str) -> str:
-    """Train and version the best configuration through the DVC pipeline, as an experiment beside the grid."""
+    """Train and version the best configuration through the DVC pipeline, as an experiment beside the grid.
+    `--temp` runs it in a temporary copy: the workspace (and what the next scheduled retraining reproduces)
+    stays on the study; `dvc exp show` lists the experiment, `dvc exp apply` brings it in if wanted."""
     name = f"search-{study_name}"
-    cmd = ["dvc", "exp", "run", "-n", name] + [a for o in promotion_overrides(point) for a in ("-S", o)]
+    cmd = ["dvc", "exp", "run", "--temp", "-n", name] + [a for o in promotion_overrides(point) for a in ("-S", o)]
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:
         raise EcgCrnnError(f"promote: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    print(proc.stdout[-2000:])
+    print(f"promoted as experiment {name!r} (workspace unchanged): dvc exp show; dvc exp apply {name}")
     return name
 
 
@@ -218,7 +272,9 @@ def main(argv=None) -> int:
         "--deploy", action="store_true", help="register the trial runner on the work pool and exit"
     )
     parser.add_argument(
-        "--promote", action="store_true", help="train the best configuration with `dvc exp run`"
+        "--promote",
+        action="store_true",
+        help="train the best configuration as a DVC experiment (`dvc exp run --temp`; the workspace is untouched)",
     )
     parser.add_argument("--search-dir", default="search")
     parser.add_argument("--filtered", default="data/filtered")
@@ -234,7 +290,7 @@ def main(argv=None) -> int:
     except EcgCrnnError as exc:
         print(f"search: error: {exc}", file=sys.stderr)
         return 1
-    print(f"best: {point['arch']} (hidden {point['hidden']}, lr {point['lr']:.2e}): {point['value']:.4f}")
+    print(f"best: {describe(point)}: validation macro-AUROC {point['value']:.4f}")
     return 0
 
 

@@ -113,11 +113,9 @@ def run(cmd, cwd, check=True):
     return proc
 
 
-@pytest.fixture
-def project(tmp_path):
-    """The project's pipeline files in a fresh git + DVC repository."""
-    root = tmp_path / "project"
-    root.mkdir()
+def make_project(root: Path) -> Path:
+    """The project's pipeline files in a fresh git + DVC repository at `root`."""
+    root.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -127,6 +125,48 @@ def project(tmp_path):
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "init"], root)
     return root
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The project's pipeline files in a fresh git + DVC repository."""
+    return make_project(tmp_path / "project")
+
+
+# The small grid of the study tests: 2 architectures x 2 windows x 2 seeds, tiny models, 3 epochs (long
+# enough for the pool test to kill a worker between a run's first checkpoint and its end).
+GRID = {
+    **SMALL,
+    "train.epochs": 3,
+    "study.architectures": ["cnn", "cnn_bilstm1"],
+    "study.reference": "cnn_bilstm1",
+    "study.windows": [2.5, 10],
+    "train.seeds": [0, 1],
+}
+
+
+def set_all(root: Path, overrides: dict) -> None:
+    for dotted, value in overrides.items():
+        set_params(root, **{dotted.replace(".", "__", 1): value})
+
+
+def lock_hashes(root: Path) -> dict[str, str]:
+    """path -> md5 of every output dvc.lock records."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for st in lock["stages"].values() for o in st.get("outs", [])}
+
+
+@pytest.fixture(scope="session")
+def local_grid(tmp_path_factory, synthetic_dir):
+    """The small grid reproduced with a local `dvc repro` (the embedded default), once per session. Yields the
+    project and dvc.lock's output hashes as they were right after the run (tests may go on to change it)."""
+    root = make_project(tmp_path_factory.mktemp("local-grid") / "project")
+    set_params(root, download__source=str(synthetic_dir))
+    set_all(root, GRID)
+    run(["dvc", "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "baseline study"], root)
+    return root, lock_hashes(root)
 
 
 def set_params(root, **overrides):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from ecg_crnn.cli import main
@@ -24,15 +26,25 @@ def test_repository_params_load_with_defaults():
         ({"segment": {"val_folds": [8]}}, "segment.val_folds: fold 8 is already in segment.train_folds"),
         ({"segment": {"test_folds": [11]}}, "segment.test_folds: fold 11 is not in 1..10"),
         ({"download": {"workers": 0}}, "download.workers: must be > 0"),
+        ({"train": {"warmup": 0.8, "cooldown": 0.3}}, "train.warmup + train.cooldown: must not exceed 1"),
+        ({"train": {"patience": 0}}, "train.patience: must be > 0"),
+        ({"train": {"seeds": [0, 0]}}, "train.seeds: must be a non-empty list of distinct integers"),
+        ({"study": {"windows": []}}, "study.windows: must name at least one window length"),
+        ({"study": {"windows": [2.5, -1]}}, "study.windows[1]: must be > 0"),
+        ({"study": {"margins": {"macro_auroc": -0.1}}}, "study.margins.macro_auroc: must be >= 0"),
+        ({"study": {"margins": {"auroc": 0.1}}}, "unknown key study.margins.auroc"),
+        ({"search": {"windows": []}}, "search.windows: the search space is empty"),
     ],
 )
 def test_bad_values_are_reported_by_key(raw, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         from_dict(raw)
 
 
 def test_ints_are_accepted_for_floats_but_bools_not_for_ints():
-    assert from_dict({"segment": {"window_s": 3}}).segment.window_s == 3.0
+    assert from_dict({"segment": {"stride_s": 1}}).segment.stride_s == 1.0
+    assert from_dict({"train": {"patience": None}}).train.patience is None  # null: the whole budget
+    assert from_dict({"study": {"windows": [2.5, 10]}}).study.windows == [2.5, 10.0]
     with pytest.raises(ConfigError, match="filter.min_class_count"):
         from_dict({"filter": {"min_class_count": True}})
 

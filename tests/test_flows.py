@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from ecg_crnn.config import from_dict
-from ecg_crnn.dataset import load_study_data
 from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.search import best_point, create_study, make_storage, run_trials, save_results
 
@@ -38,14 +37,27 @@ def _params(write_params, tmp_path, name="params.yaml", **extra):
 def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_params):
     params = from_dict(yaml.safe_load(_params(write_params, tmp_path, **{"search.trials": 4}).read_text()))
     study = create_study(params.search, tmp_path / "search")
-    data = load_study_data(prepared / "filtered", prepared / "segmented", splits=("train", "val"))
-    assert run_trials(study, data, params) == 4
-    assert run_trials(study, data, params) == 0  # already complete: a re-run adds nothing
+    f, s = prepared / "filtered", prepared / "segmented"
+    epochs, finished = [], []
+    ran = run_trials(
+        study,
+        f,
+        s,
+        params,
+        report=lambda t, p, r: epochs.append((t.number, r["epoch"])),
+        on_trial=lambda st, t: finished.append(t.number),
+    )
+    assert ran == 4
+    assert run_trials(study, f, s, params) == 0  # already complete: a re-run adds nothing
     trials = study.get_trials()
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    assert sorted(finished) == [t.number for t in trials]  # each trial reported once when it ends
     for t in trials:
         assert list(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))  # one per epoch
-        assert (t.params["rnn"] == "none") == ("depth" not in t.params)  # depth exists only with recurrence
+        assert [e for n, e in epochs if n == t.number] == list(t.intermediate_values)  # progress as it runs
+        # The space is conditional: depth, direction and hidden size exist only with recurrence.
+        assert (t.params["rnn"] == "none") == ("depth" not in t.params) == ("hidden" not in t.params)
+        assert t.params["window_s"] in (2.5, 10.0)
     point = best_point(study)
     assert point["value"] == max(t.value for t in trials if t.value is not None)
     save_results(study, tmp_path / "out")
@@ -53,19 +65,43 @@ def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_param
         assert (tmp_path / "out" / name).is_file()
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert f"study.architectures=[{point['arch']}]" in best["dvc_exp_run"]
+    # Optuna's own dashboard opens the journal, as the README shows.
+    from .conftest import _wait_http, free_port
+
+    port = free_port()
+    dash = subprocess.Popen(
+        [
+            os.path.join(VENV_BIN, "optuna-dashboard"),
+            str(tmp_path / "search" / "journal.log"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import urllib.request
+
+        _wait_http(f"http://127.0.0.1:{port}/api/studies", 30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
+            assert params.search.study_name in resp.read().decode()
+    finally:
+        dash.terminate()
+        dash.wait(timeout=10)
 
 
 def test_a_trial_that_raises_ends_clearly_and_keeps_the_study(prepared, tmp_path, write_params, monkeypatch):
     params = from_dict(yaml.safe_load(_params(write_params, tmp_path).read_text()))
     study = create_study(params.search, tmp_path / "search")
-    data = load_study_data(prepared / "filtered", prepared / "segmented", splits=("train", "val"))
 
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr("ecg_crnn.search.train", broken)
     with pytest.raises(EcgCrnnError, match="trials failed in a row.*CUDA out of memory"):
-        run_trials(study, data, params)
+        run_trials(study, prepared / "filtered", prepared / "segmented", params)
     again = optuna.load_study(
         study_name=params.search.study_name, storage=make_storage(params.search, tmp_path / "search")
     )
@@ -91,6 +127,21 @@ def kill_tree(pid: int) -> None:
     for proc in [*parent.children(recursive=True), parent]:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGKILL)
+
+
+def _artifact(key: str, env: dict) -> str:
+    """The latest artifact of `key`, as the server holds it (the CLI's inspect output wraps long lines)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert found, f"no artifact {key!r}"
+    return str(found[-1].data)
 
 
 def _prefect(args, env, **kw):
@@ -233,9 +284,10 @@ def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project
         download__source=str(synthetic_dir),
         study__architectures=["cnn"],
         study__reference="cnn",
+        study__windows=[2.5],
         retrain__cron="15 4 * * 1",
     )
-    for dotted, value in {**SMALL, "train.epochs": 1}.items():
+    for dotted, value in {**SMALL, "train.epochs": 1, "train.seeds": [0]}.items():
         set_params(project, **{dotted.replace(".", "__", 1): value})
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-d", "local", str(remote)], project)
@@ -269,17 +321,29 @@ def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project
     assert (project / "reports" / "study" / "report.html").is_file()
     assert (project / "reports" / "drift.json").is_file()
     assert any(remote.rglob("*")), "dvc push should have filled the remote"
-    artifacts = _prefect(["artifact", "inspect", "retrain-summary"], env)
-    assert artifacts.returncode == 0 and "Stages re-run" in artifacts.stdout
+    summary = _artifact("retrain-summary", env)
+    assert "Stages re-run" in summary and "pushed to DVC remote local" in summary
+    assert "publish: storage.publish_url is not set" in summary  # what was skipped, and why
 
 
 def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, project, synthetic_dir):
+    """--promote trains the best configuration as a DVC experiment without moving the workspace off the study
+    (the next scheduled retraining must reproduce the study, not the promoted configuration)."""
     set_params(project, download__source=str(synthetic_dir))
-    for dotted, value in {**SMALL, **SEARCH, "search.trials": 3, "search.study_name": "promo"}.items():
+    overrides = {
+        **SMALL,
+        **SEARCH,
+        "search.trials": 3,
+        "search.study_name": "promo",
+        "train.epochs": 2,
+        "train.seeds": [0],
+    }
+    for dotted, value in overrides.items():
         set_params(project, **{dotted.replace(".", "__", 1): value})
     run(["dvc", "repro", "segment"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "data"], project)
+    before = (project / "params.yaml").read_text()
     proc = subprocess.run(
         [sys.executable, str(REPO / "flows" / "search.py"), "--promote"],
         cwd=project,
@@ -289,12 +353,21 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (project / "params.yaml").read_text() == before  # the workspace stays on the study
+    assert not run(["git", "status", "--porcelain", "params.yaml", "dvc.lock"], project).stdout.strip()
     best = json.loads((project / "search" / "promo" / "best.json").read_text())
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     exps = [e for commit in shown for r in (commit.get("experiments") or []) for e in r["revs"]]
     exp = next(e for e in exps if e.get("name") == "search-promo")["data"]
-    assert exp["params"]["params.yaml"]["data"]["models"]["hidden"] == best["hidden"]
-    assert exp["params"]["params.yaml"]["data"]["study"]["architectures"] == [best["arch"]]
-    metrics = exp["metrics"][f"evaluation/{best['arch']}/metrics.json"]["data"]
-    assert 0 <= metrics["macro_auroc"] <= 1
+    exp_params = exp["params"]["params.yaml"]["data"]
+    assert exp_params["study"]["architectures"] == [best["arch"]]
+    assert exp_params["study"]["windows"] == [best["window_s"]]
+    if best["hidden"] is not None:
+        assert exp_params["models"]["hidden"] == best["hidden"]
+    headline = exp["metrics"]["reports/study.json"]["data"]
+    assert 0 <= headline[f"{best['window_s']:g}s"][best["arch"]] <= 1
     assert "search-promo" in run(["dvc", "exp", "show", "--csv"], project).stdout
+    # The artifacts render in the Prefect UI itself: tables and Markdown, the plot inline (not a file:// link).
+    best_md = _artifact("search-best", prefect_server)
+    assert "data:image/png;base64," in best_md and "file://" not in best_md
+    assert "Best validation macro-AUROC by recurrent type and depth" in best_md

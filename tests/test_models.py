@@ -40,9 +40,10 @@ def test_every_architecture_trains_a_step(name):
     opt.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     arch = REGISTRY[name]
-    assert (model.rnn is None) == (arch.rnn is None)
-    if model.rnn is not None:
-        assert model.rnn.num_layers == arch.layers and model.rnn.bidirectional == arch.bidirectional
+    assert len(model.rnn) == arch.layers
+    for layer in model.rnn:
+        assert layer.num_layers == 1 and layer.bidirectional == arch.bidirectional
+        assert isinstance(layer, nn.LSTM if arch.rnn == "lstm" else nn.GRU)
 
 
 def test_only_the_temporal_part_differs():
@@ -65,3 +66,39 @@ def test_mac_count_matches_hand_computation():
     gru = 2 * steps * gates * h * (32 + h) + 2 * steps * gates * h * (2 * h + h)
     linear = 2 * 2 * h * 5
     assert count_macs(model, 12, 250) == conv + gru + linear
+
+
+def test_recurrent_layers_fall_back_to_float32_where_bf16_is_unsupported(monkeypatch):
+    """Under autocast, a device whose recurrent kernels lack bf16 runs them in float32 (not bf16, not an error)."""
+    import ecg_crnn.models as models
+
+    model = build_model("cnn_gru2", 12, 5, [16, 16], 5, 8, 0.0).eval()
+    seen = []
+    for layer in model.rnn:
+        layer.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].dtype, out[0].dtype)))
+    x = torch.randn(2, 12, 100)
+    monkeypatch.setattr(models, "rnn_runs_in_bf16", lambda device, kind="lstm": False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert seen == [(torch.float32, torch.float32)] * 2
+    assert torch.isfinite(out).all()
+    seen.clear()
+    monkeypatch.setattr(models, "rnn_runs_in_bf16", lambda device, kind="lstm": True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x)
+    assert seen[0][0] == torch.bfloat16  # where supported, the layers see the autocast dtype
+
+
+def test_dropout_between_recurrent_layers_comes_from_torch_rng():
+    """Stacked layers are separate modules with nn.Dropout between them, so the same torch seed gives the
+    same masks (a resumed run continues exactly; cuDNN's own RNN dropout state is never used)."""
+    model = build_model("cnn_lstm3", 12, 5, [16, 16], 5, 8, 0.5).train()
+    assert all(layer.dropout == 0 for layer in model.rnn)
+    x = torch.randn(4, 12, 100)
+    torch.manual_seed(3)
+    a = model(x)
+    torch.manual_seed(3)
+    b = model(x)
+    torch.manual_seed(4)
+    c = model(x)
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -22,16 +22,18 @@ def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_
     run(["git", "commit", "-qm", "baseline"], project)
 
     # A changed parameter re-runs only what depends on it, as an experiment beside the baseline.
-    out = run(["dvc", "exp", "run", "-S", "segment.window_s=2.0", "segment"], project).stdout
+    out = run(["dvc", "exp", "run", "-S", "segment.stride_s=1.0", "segment"], project).stdout
     assert "Stage 'download' didn't change" in out and "Stage 'filter' didn't change" in out
     assert "Running stage 'segment'" in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
-    windows = [
-        exp["data"]["params"]["params.yaml"]["data"]["segment"]["window_s"]
+    strides = [
+        exp["data"]["params"]["params.yaml"]["data"]["segment"]["stride_s"]
         for commit in shown
         for exp in [commit, *[e for run_ in (commit.get("experiments") or []) for e in run_["revs"]]]
     ]
-    assert 2.5 in windows and 2.0 in windows
+    assert 1.25 in strides and 1.0 in strides
+    layout = json.loads((project / "data/segmented/layout.json").read_text())
+    assert layout == {"fs": 100.0, "record_samples": 1000, "stride": 100}
 
 
 def test_repro_on_real_subset_restricted_to_present(project, shared_ptbxl):

@@ -1,76 +1,135 @@
-"""The whole study through `dvc repro`, as a user runs it: 13 architectures on synthetic data, then a short
-study on the real records of ../shared/ptbxl with predict and export on a real record."""
+"""The study as a user runs it: the grid through `dvc repro` (architecture x window x seed), experiments beside
+it, the real records of ../shared/ptbxl with predict and export, and a study on synthetic data whose answer
+was planted (the report must recover it)."""
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import yaml
 
 from ecg_crnn.data.segment import eval_starts
 from ecg_crnn.inference import read_record
+from ecg_crnn.pipeline import load_model_file
 
-from .conftest import SMALL, run, set_params
+from .conftest import GRID, run, set_all, set_params
+
+# The column filter the README shows for `dvc exp show` (keep it in step with README.md).
+README_KEEP = r"Experiment|best\.|.*\.cnn_bilstm1$|study\.windows$|train\.(epochs|lr|patience|seeds)$"
 
 
 def _small(project, **extra):
-    for dotted, value in {**SMALL, "train.epochs": 2, **extra}.items():
-        set_params(project, **{dotted.replace(".", "__", 1): value})
+    set_all(project, {**GRID, **extra})
 
 
-def test_study_end_to_end_on_synthetic(project, synthetic_dir):
-    set_params(project, download__source=str(synthetic_dir))
-    _small(project)
-    run(["dvc", "repro"], project)
-    archs = yaml.safe_load((project / "params.yaml").read_text())["study"]["architectures"]
-    assert len(archs) == 13
-    for arch in archs:
-        assert (project / "models" / arch / "model.pt").is_file()
-        metrics = json.loads((project / "evaluation" / arch / "metrics.json").read_text())
-        assert metrics["macro_auroc_lo"] <= metrics["macro_auroc"] <= metrics["macro_auroc_hi"]
-        assert metrics["params"] > 0 and metrics["cpu_latency_ms"] > 0
+def _flat(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
+    return out
+
+
+def _exp_show(project) -> list[str]:
+    return run(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()
+
+
+def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
+    project, _ = local_grid
+    stages = run(["dvc", "stage", "list", "--name-only"], project).stdout.split()
+    assert {
+        f"train@{a}-{w}-{s}" for a in ("cnn", "cnn_bilstm1") for w in ("2.5", "10") for s in (0, 1)
+    } <= set(stages)
+    for a in ("cnn", "cnn_bilstm1"):
+        for w in ("2.5s", "10s"):
+            for s in (0, 1):
+                model = load_model_file(project / "models" / w / a / f"seed{s}" / "model.pt")
+                assert (model["arch"], f"{model['window_s']:g}s", model["seed"]) == (a, w, s)
+                metrics = json.loads(
+                    (project / "evaluation" / w / a / f"seed{s}" / "metrics.json").read_text()
+                )
+                assert 0 <= metrics["macro_auroc"] <= 1 and metrics["seed"] == s
+            assert json.loads((project / "evaluation" / w / a / "cost.json").read_text())["params"] > 0
     report = project / "reports" / "study"
-    for name in ("depth", "frontier", "per_class_auroc", "roc"):
+    for name in ("depth", "context", "frontier", "per_class_auroc", "roc", "schedule"):
         assert (report / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (report / "report.md").read_text()
-    assert "## Answer" in md and "Best test macro-AUROC" in md and "cnn_bilstm1" in md
+    for section in (
+        "## What this rests on",
+        "## Answer",
+        "## The published figures beside this run's",
+        "## Where recurrence helps, by label family",
+        "**What context adds**",
+    ):
+        assert section in md
+    assert md.count("@ 2.5 s") and md.count("@ 10 s")
+    assert "too small or too short to support conclusions" in md  # 2 epochs, a test fold of ~30 records
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4  # self-contained
-    study = json.loads((report / "summary.json").read_text())
-    assert study["best"] in archs
+    assert html.count("data:image/png;base64,") == 6  # self-contained
+    summary = json.loads((report / "summary.json").read_text())
+    assert set(summary["models"]) == {f"{a} @ {w} s" for a in ("cnn", "cnn_bilstm1") for w in ("2.5", "10")}
+    for m in summary["models"].values():  # every interval contains its point
+        for f in ("macro_auroc", "macro_auprc", "micro_f1", "subset_accuracy", "hamming_loss"):
+            assert m[f]["ci"][0] <= m[f]["point"] <= m[f]["ci"][1], (m, f)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
 
-    # A changed run beside the baseline: another reference re-runs only what reads it.
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "baseline study"], project)
-    out = run(["dvc", "exp", "run", "-n", "ref-lstm1", "-S", "study.reference=cnn_lstm1"], project).stdout
-    assert "Running stage 'train@" not in out and "Running stage 'evaluate@" not in out
+    # dvc exp show: the headline per model, the drift share per fold, the recipe; nothing run-to-run.
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)[0]["data"]["metrics"]
+    keys = {f: sorted(_flat(v["data"])) for f, v in shown.items()}
+    assert keys["reports/study.json"] == sorted(
+        ["best.model", "best.macro_auroc"]
+        + [f"{w}.{a}" for w in ("2.5s", "10s") for a in ("cnn", "cnn_bilstm1")]
+    )
+    assert keys["reports/drift.json"] == sorted(f"drift_share.fold_{f}" for f in range(1, 11))
+    assert keys["reports/drift_predictions.json"] == [
+        "prediction_drift.dataset_drift",
+        "prediction_drift.drift_share",
+    ]
+    assert set(keys) == {"reports/study.json", "reports/drift.json", "reports/drift_predictions.json"}
+    # The README's one-liner: a table that fits a terminal, with the recipe beside the figures.
+    table = run(
+        ["dvc", "exp", "show", "--csv", "--drop", ".*", "--keep", README_KEEP], project
+    ).stdout.splitlines()
+    assert table[0].split(",") == [
+        "Experiment",
+        "best.model",
+        "best.macro_auroc",
+        "2.5s.cnn_bilstm1",
+        "10s.cnn_bilstm1",
+        "study.windows",
+        "train.epochs",
+        "train.lr",
+        "train.patience",
+        "train.seeds",
+    ], table[0]
+
+    # A changed evaluation setting re-runs only evaluation and what follows, as an experiment beside the grid.
+    out = run(["dvc", "exp", "run", "-n", "mean-agg", "-S", "evaluate.aggregate=mean"], project).stdout
+    assert "Running stage 'train@" not in out and "Running stage 'evaluate@cnn-2.5-0'" in out
     assert "Running stage 'compare'" in out
-    table = run(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()
-    header = table[0].split(",")
-    assert "evaluation/cnn_bilstm1/metrics.json:macro_auroc" in header and "study.reference" in header
-    assert any(line.startswith("ref-lstm1,") for line in table)
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
-    references = {
-        exp["data"]["params"]["params.yaml"]["data"]["study"]["reference"]
-        for commit in shown
-        for exp in [commit, *[e for r in (commit.get("experiments") or []) for e in r["revs"]]]
-        if exp.get("data")
-    }
-    assert references == {"cnn_bilstm1", "cnn_lstm1"}
+    assert any(line.startswith("mean-agg,") for line in _exp_show(project))
+    # Back to the baseline's figures with `dvc exp apply`: a clean workspace, nothing stale left behind.
+    run(["dvc", "exp", "run", "-n", "max-agg", "-S", "evaluate.aggregate=max"], project)
+    run(["dvc", "exp", "apply", "mean-agg"], project)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
+    assert (
+        json.loads((project / "evaluation/2.5s/cnn/seed0/thresholds.json").read_text())["aggregate"] == "mean"
+    )
+    run(["dvc", "exp", "apply", "max-agg"], project)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
+    assert yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["aggregate"] == "max"
 
 
 def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tmp_path):
-    set_params(
-        project,
-        download__source=str(shared_ptbxl),
-        filter__records="present",
-        study__architectures=["cnn", "cnn_bilstm1"],
-    )
-    _small(project, **{"train.epochs": 3})
+    set_params(project, download__source=str(shared_ptbxl), filter__records="present")
+    _small(project, **{"train.epochs": 3, "study.windows": [2.5], "train.seeds": [0, 1, 2]})
     run(["dvc", "repro"], project)
-    assert (project / "reports" / "study" / "report.html").is_file()
+    md = (project / "reports" / "study" / "report.md").read_text()
+    assert f"{shared_ptbxl}, 100 Hz" in md and "3 seeds (0, 1, 2)" in md
+    assert "Classes without a positive in the test fold** (left out of macro-AUROC and macro-AUPRC): " in md
+    assert "The test fold has only 64 records" in md
 
     record = shared_ptbxl / "records100" / "00000" / "00009_lr"
     shown = run(["ecg-crnn", "predict", str(record), "--arch", "cnn_bilstm1"], project).stdout
@@ -78,43 +137,144 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
     assert all(c in shown for c in classes) and "probability" in shown
     pred = json.loads(run(["ecg-crnn", "predict", str(record) + ".hea", "--json"], project).stdout)
     assert set(pred["classes"]) == set(classes)
-    thresholds = json.loads((project / "evaluation/cnn_bilstm1/thresholds.json").read_text())["thresholds"]
+    assert pred["model"] == {
+        "arch": "cnn_bilstm1",
+        "window_s": 2.5,
+        "seed": 0,
+        "file": "models/2.5s/cnn_bilstm1/seed0/model.pt",
+    }
+    assert pred["thresholds"]["file"] == "evaluation/2.5s/cnn_bilstm1/seed0/thresholds.json"
+    thresholds = json.loads((project / pred["thresholds"]["file"]).read_text())["thresholds"]
     for c, v in pred["classes"].items():
         assert v["positive"] == (v["probability"] >= thresholds[c])
+    piped = subprocess.run(
+        f"ecg-crnn predict {record} | head -n 1", shell=True, cwd=project, capture_output=True, text=True
+    )
+    assert "Traceback" not in piped.stderr and "BrokenPipeError" not in piped.stderr
 
-    out = run(["ecg-crnn", "export", "--arch", "cnn_bilstm1"], project).stdout
-    assert "max |ONNX - PyTorch|" in out
-    onnx_path = project / "models" / "cnn_bilstm1" / "model.onnx"
+    out = run(["ecg-crnn", "export", "--arch", "cnn_bilstm1"], project)
+    assert "max |ONNX - PyTorch|" in out.stdout and len(out.stdout.splitlines()) == 1
+    assert len((out.stderr or "").strip().splitlines()) <= 1, out.stderr  # no flood of exporter warnings
+    onnx_path = project / "models/2.5s/cnn_bilstm1/seed0/model.onnx"
+    assert sorted(
+        p.name for p in onnx_path.parent.iterdir() if "onnx" in p.name or p.name.startswith(".")
+    ) == ["model.onnx"]  # one self-contained file, no temporary or companion data file left behind
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.copy(onnx_path, alone / "model.onnx")
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
-    # Independent of predict: the ONNX graph on the record's windows, max over windows, gives the same probabilities.
-    import torch
-
-    checkpoint = torch.load(project / "models/cnn_bilstm1/model.pt", weights_only=False)
+    # Independent of predict: the copied ONNX graph on the record's windows, max over windows, gives the same.
+    checkpoint = load_model_file(project / "models/2.5s/cnn_bilstm1/seed0/model.pt")
     x = read_record(record, checkpoint)
     starts = eval_starts(x.shape[1], meta["window"], meta["stride"])
     windows = np.stack([x[:, s : s + meta["window"]] for s in starts])
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(alone / "model.onnx"), providers=["CPUExecutionProvider"])
     probs = session.run(None, {"windows": windows})[0].max(axis=0)
     np.testing.assert_allclose(probs, [pred["classes"][c]["probability"] for c in meta["classes"]], atol=1e-4)
 
-    # Records the model cannot read correctly are refused by name.
+    # Records the model cannot read correctly, and names it does not know, are refused by name.
     run(["ecg-crnn", "-q", "synth", "--records", "10", str(tmp_path / "hr"), "--rates", "500"], project)
-    failed = subprocess.run(
-        ["ecg-crnn", "predict", str(tmp_path / "hr/records500/00000/00001_hr")],
-        cwd=project,
-        capture_output=True,
-        text=True,
+    failed = run(
+        ["ecg-crnn", "predict", str(tmp_path / "hr/records500/00000/00001_hr")], project, check=False
     )
-    assert failed.returncode == 1
-    assert "00001_hr.hea: sampled at 500 Hz, the model at 100 Hz" in failed.stderr
-    missing = subprocess.run(
-        ["ecg-crnn", "predict", str(tmp_path / "nope")], cwd=project, capture_output=True, text=True
-    )
+    assert failed.returncode == 1 and "00001_hr.hea: sampled at 500 Hz, the model at 100 Hz" in failed.stderr
+    missing = run(["ecg-crnn", "predict", str(tmp_path / "nope")], project, check=False)
     assert missing.returncode == 1 and "nope.hea: record header not found" in missing.stderr
+    folder = run(["ecg-crnn", "predict", str(record.parent)], project, check=False)
+    assert (
+        folder.returncode == 1 and "is a directory; give a record's path without extension" in folder.stderr
+    )
+    typo = run(["ecg-crnn", "predict", str(record), "--arch", "cnn_bilstm9"], project, check=False)
+    assert typo.returncode == 1 and "unknown architecture 'cnn_bilstm9'; known: cnn, cnn_lstm1" in typo.stderr
 
 
-def test_unknown_architecture_in_params_fails_before_work(project, synthetic_dir):
+def test_predict_refuses_a_record_with_dead_leads(project, shared_ptbxl, tmp_path):
+    """A record whose leads are all invalid (-32768, checksums matching) gets no probabilities."""
+    from ecg_crnn.data.synthetic import wfdb_files
+
+    set_params(project, download__source=str(shared_ptbxl), filter__records="present")
+    _small(
+        project,
+        **{
+            "train.epochs": 1,
+            "study.windows": [2.5],
+            "train.seeds": [0],
+            "study.architectures": ["cnn"],
+            "study.reference": "cnn",
+        },
+    )
+    run(["dvc", "repro", "evaluate"], project)
+    hea, dat = wfdb_files("x/00001_lr", np.full((12, 1000), -32.768), 100)
+    (tmp_path / "00001_lr.hea").write_bytes(hea)
+    (tmp_path / "00001_lr.dat").write_bytes(dat)
+    refused = run(["ecg-crnn", "predict", str(tmp_path / "00001_lr"), "--arch", "cnn"], project, check=False)
+    assert refused.returncode == 1 and "no prediction for a record with unusable leads" in refused.stderr
+    assert "probability" not in refused.stdout
+
+
+def test_unknown_architecture_in_params_fails_before_work(project):
     set_params(project, study__architectures=["cnn", "cnn_lstm9"])
-    failed = run(["ecg-crnn", "train", "cnn"], project, check=False)
+    failed = run(["ecg-crnn", "train", "cnn", "--window", "2.5", "--seed", "0"], project, check=False)
     assert failed.returncode == 1
     assert "study.architectures[1]: unknown architecture 'cnn_lstm9'" in failed.stderr
+
+
+PLANTED = {
+    "study.architectures": ["cnn", "cnn_bigru1"],
+    "study.reference": "cnn_bigru1",
+    "study.windows": [2.5, 10],
+    "train.seeds": [0, 1],
+    "train.epochs": 12,
+    "train.batch_size": 32,
+    "models.channels": [16, 16, 32, 32],
+    "models.hidden": 32,
+    # A larger test fold than PTB-XL's single one, so that a short study's answer survives Holm's correction.
+    "segment.train_folds": [1, 2, 3, 4, 5, 6],
+    "segment.val_folds": [7],
+    "segment.test_folds": [8, 9, 10],
+    "evaluate.latency_runs": 3,
+}
+
+
+@pytest.mark.slow
+def test_the_report_recovers_the_planted_answer(tmp_path, write_params):
+    """Synthetic data whose rhythm classes differ only in the order of beats, and whose morphology classes show
+    in any single beat: the study must find that recurrence helps the rhythm family and not the morphology ones,
+    and that its help grows from 2.5 s to 10 s. Run through the CLI stages as dvc.yaml runs them."""
+    params = write_params(PLANTED)
+    p = ["--params", str(params)]
+    raw, filtered = tmp_path / "raw", tmp_path / "data/filtered"
+
+    def cli(*args):
+        done = subprocess.run(["ecg-crnn", "-q", *args, *p], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    cli("synth", "--records", "3500", "--seed", "11", str(raw))
+    cli("filter", "--raw", str(raw), "--out", str(filtered))
+    cli("segment")
+    cli("bootstrap")
+    for w in ("2.5", "10"):
+        for arch in PLANTED["study.architectures"]:
+            cli("cost", arch, "--window", w)
+            for seed in ("0", "1"):
+                cli("train", arch, "--window", w, "--seed", seed)
+                cli("evaluate", arch, "--window", w, "--seed", seed)
+    cli("compare")
+    summary = json.loads((tmp_path / "reports/study/summary.json").read_text())
+    tests, md = summary["tests"], (tmp_path / "reports/study/report.md").read_text()
+    # Recurrence helps the rhythm family at 10 s, significantly after Holm ...
+    assert tests["family/10/rhythm"]["significant"] and tests["family/10/rhythm"]["difference"] > 0.03
+    # ... more than at 2.5 s (the value of recurrence grows with context), and the report says so ...
+    assert tests["context_family/rhythm"]["significant"] and tests["context_family/rhythm"]["difference"] > 0
+    assert "The gain from recurrence grows with context for the **rhythm** family" in md
+    assert "It helps rhythm." in md.split("**Where recurrence helps**, 10 s")[1].splitlines()[0]
+    # ... and does not help the morphology families (their cue is in every single beat).
+    for family in ("MI", "HYP", "CD", "STTC"):
+        for w in ("2.5", "10"):
+            t = tests[f"family/{w}/{family}"]
+            assert not (t["significant"] and t["difference"] > 0) and abs(t["difference"]) < 0.02, (
+                family,
+                w,
+                t,
+            )
+    assert summary["family_order"][0] == "rhythm"  # ranked first on the validation fold

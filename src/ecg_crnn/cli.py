@@ -6,6 +6,7 @@ dvc.yaml runs these commands; tests and Prefect flows call the same library func
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -63,66 +64,125 @@ def _synth(args) -> None:
 
 
 def _train(args) -> None:
-    from .pipeline import run_train
+    from .pipeline import default_resume_dir, run_train, window_name
 
     p = load_params(args.params)
-    out = args.out or Path("models") / args.arch
-    resume = args.resume_dir or Path(".resume") / args.arch
-    run_train(args.arch, args.filtered, args.segmented, out, resume, p, progress=not args.quiet)
+    out = args.out or Path("models") / window_name(args.window) / args.arch / f"seed{args.seed}"
+    resume = args.resume_dir or default_resume_dir(out)
+    run_train(
+        args.arch,
+        args.window,
+        args.seed,
+        args.filtered,
+        args.segmented,
+        out,
+        p,
+        resume,
+        progress=not args.quiet,
+    )
 
 
 def _bootstrap(args) -> None:
     from .pipeline import run_bootstrap
 
-    idx = run_bootstrap(args.segmented, args.out, load_params(args.params).evaluate)
-    print(f"bootstrap: {idx.shape[0]} resamples of {idx.shape[1]} test records -> {args.out}")
+    w = run_bootstrap(args.segmented, args.filtered, args.out, load_params(args.params).evaluate)
+    print(f"bootstrap: {w.shape[0]} patient resamples of {w.shape[1]} test records -> {args.out}")
 
 
 def _evaluate(args) -> None:
-    from .pipeline import run_evaluate
+    from .pipeline import run_evaluate, window_name
 
     p = load_params(args.params)
-    out = args.out or Path("evaluation") / args.arch
-    model = args.model or Path("models") / args.arch / "model.pt"
-    run_evaluate(args.arch, args.filtered, args.segmented, model, args.bootstrap, out, p.evaluate)
+    run_dir = Path(window_name(args.window)) / args.arch / f"seed{args.seed}"
+    out = args.out or Path("evaluation") / run_dir
+    model = args.model or Path("models") / run_dir / "model.pt"
+    run_evaluate(
+        args.arch, args.window, args.seed, args.filtered, args.segmented, model, args.bootstrap, out, p
+    )
+
+
+def _cost(args) -> None:
+    from .pipeline import run_cost, window_name
+
+    out = args.out or Path("evaluation") / window_name(args.window) / args.arch / "cost.json"
+    c = run_cost(args.arch, args.window, args.filtered, args.segmented, out, load_params(args.params))
+    print(
+        f"cost {args.arch} {args.window:g} s: {c['params']:,} parameters, "
+        f"{c['macs_per_record'] / 1e6:.1f} MMAC and {c['cpu_latency_ms']:.1f} ms (1 CPU thread) per record"
+    )
 
 
 def _compare(args) -> None:
-    from .compare import load_results, write_report
+    import pandas as pd
+
+    from .compare import analyse, load_models
+    from .report import RunInfo, write_report
 
     p = load_params(args.params)
-    results = load_results(args.evaluation, p.study.architectures)
-    write_report(results, p.study.reference, args.out, args.drift, args.prediction_drift)
+    models = load_models(args.evaluation, args.models, p)
+    split = pd.read_csv(args.segmented / "split.csv")
+    classes = json.loads((args.filtered / "classes.json").read_text())
+    info = RunInfo(
+        source=p.download.source,
+        task=classes.get("task", p.filter.task),
+        sampling_rate=p.data.sampling_rate,
+        split_records=split["split"].value_counts().to_dict(),
+        class_count=len(classes["classes"]),
+    )
+    write_report(analyse(models, p), info, args.out, args.metrics, args.drift, args.prediction_drift)
+
+
+def _model_dir(args, p) -> tuple[str, float, int, Path]:
+    """The model a predict/export call means: --arch/--window/--seed, defaulting to the study's reference
+    architecture at its first window and first seed."""
+    from .models import REGISTRY
+    from .pipeline import window_name
+
+    arch = args.arch or p.study.reference
+    if arch not in REGISTRY:
+        raise EcgCrnnError(f"unknown architecture {arch!r}; known: {', '.join(REGISTRY)}")
+    window = args.window if args.window is not None else p.study.windows[0]
+    seed = args.seed if args.seed is not None else p.train.seeds[0]
+    return arch, window, seed, Path(window_name(window)) / arch / f"seed{seed}"
+
+
+def _params_or_defaults(path: Path):
+    from .config import Params
+
+    return load_params(path) if Path(path).is_file() else Params()
 
 
 def _predict(args) -> None:
-    import json
-
     import numpy as np
 
     from .inference import predict_record
 
+    p = _params_or_defaults(args.params)
+    arch, window, seed, run_dir = _model_dir(args, p)
     pred = predict_record(
-        args.record, args.models / args.arch / "model.pt", args.evaluation / args.arch / "thresholds.json"
+        args.record, args.models / run_dir / "model.pt", args.evaluation / run_dir / "thresholds.json"
     )
     if args.json:
         print(json.dumps(pred.as_dict(), indent=2))
         return
-    print(f"{pred.record}  ({args.arch})")
+    print(f"{pred.record}  ({arch}, {window:g} s windows, seed {seed}; {pred.model_path})")
     print(f"{'class':<12} {'probability':>11} {'threshold':>9}  decision")
     for i in np.argsort(-pred.probabilities):
         mark = "POSITIVE" if pred.decisions[i] else "-"
         print(f"{pred.classes[i]:<12} {pred.probabilities[i]:>11.3f} {pred.thresholds[i]:>9.3f}  {mark}")
+    print(f"thresholds: {pred.thresholds_path} (tuned on the validation fold)")
 
 
 def _export(args) -> None:
     from .inference import export_onnx
 
-    out = args.out or args.models / args.arch / "model.onnx"
-    meta = export_onnx(args.models / args.arch / "model.pt", out)
+    p = _params_or_defaults(args.params)
+    arch, window, seed, run_dir = _model_dir(args, p)
+    out = args.out or args.models / run_dir / "model.onnx"
+    meta = export_onnx(args.models / run_dir / "model.pt", out)
     print(
-        f"export: {out} ({meta['arch']}, {len(meta['classes'])} classes; max |ONNX - PyTorch| = "
-        f"{meta['max_abs_diff_vs_pytorch']:.1e})"
+        f"export: {out} ({meta['arch']}, {window:g} s, seed {seed}, {len(meta['classes'])} classes; "
+        f"max |ONNX - PyTorch| = {meta['max_abs_diff_vs_pytorch']:.1e})"
     )
 
 
@@ -136,8 +196,8 @@ def _drift_predictions(args) -> None:
     from .drift import run_prediction_drift
 
     p = load_params(args.params)
-    arch = args.arch or p.study.reference
-    run_prediction_drift(args.evaluation / arch / "predictions.npz", args.out, args.summary, p.drift)
+    _, _, _, run_dir = _model_dir(args, p)
+    run_prediction_drift(args.evaluation / run_dir / "predictions.npz", args.out, args.summary, p.drift)
 
 
 def _publish(args) -> None:
@@ -158,110 +218,179 @@ def _publish(args) -> None:
     )
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecg-crnn", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="parameters file (default: %(default)s)"
+    from . import __version__
+
+    # --params and -q are accepted before or after the subcommand (SUPPRESS keeps the top level's value when a
+    # subcommand does not repeat them).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--params", type=Path, default=argparse.SUPPRESS, help="parameters file (default: params.yaml)"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+    )
+    parser = argparse.ArgumentParser(
+        prog="ecg-crnn", description=__doc__.splitlines()[0], parents=[common], formatter_class=_Formatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("download", help="fetch and verify PTB-XL from download.source")
-    s.add_argument("--out", type=Path, default=Path("data/raw/ptbxl"))
-    s.set_defaults(func=_download)
+    def command(name: str, help: str, func):
+        s = sub.add_parser(name, help=help, description=help, parents=[common], formatter_class=_Formatter)
+        s.set_defaults(func=func)
+        return s
 
-    s = sub.add_parser("filter", help="aggregate labels of filter.task and cache the records' signals")
-    s.add_argument("--raw", type=Path, default=Path("data/raw/ptbxl"))
-    s.add_argument("--out", type=Path, default=Path("data/filtered"))
-    s.set_defaults(func=_filter)
+    def data_dirs(s, *names):
+        where = {
+            "raw": ("data/raw/ptbxl", "the download stage's output (PhysioNet's layout)"),
+            "filtered": ("data/filtered", "the filter stage's output (labels and signal cache)"),
+            "segmented": ("data/segmented", "the segment stage's output (split, standardization, layout)"),
+        }
+        for n in names:
+            default, text = where[n]
+            s.add_argument(f"--{n}", type=Path, default=Path(default), help=text)
 
-    s = sub.add_parser("segment", help="split, standardization (training folds only) and window layout")
-    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
-    s.add_argument("--out", type=Path, default=Path("data/segmented"))
-    s.set_defaults(func=_segment)
+    def run_id(s, required: bool):
+        if required:
+            s.add_argument("arch", help="architecture: cnn or cnn_{lstm,gru,bilstm,bigru}{1,2,3}")
+            s.add_argument(
+                "--window", type=float, required=True, help="window length in seconds (study.windows)"
+            )
+            s.add_argument("--seed", type=int, required=True, help="training seed (train.seeds)")
+        else:
+            s.add_argument("--arch", help="architecture (default: study.reference)")
+            s.add_argument(
+                "--window", type=float, help="window length in s (default: first of study.windows)"
+            )
+            s.add_argument("--seed", type=int, help="training seed (default: first of train.seeds)")
 
-    s = sub.add_parser("train", help="train one architecture (resumes an interrupted run)")
-    s.add_argument("arch", help="architecture name, e.g. cnn_bilstm1")
-    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
-    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
-    s.add_argument("--out", type=Path, help="default: models/ARCH")
-    s.add_argument("--resume-dir", type=Path, help="checkpoints of an unfinished run (default: .resume/ARCH)")
-    s.set_defaults(func=_train)
+    s = command("download", "fetch and verify PTB-XL from download.source", _download)
+    s.add_argument("--out", type=Path, default=Path("data/raw/ptbxl"), help="where the dataset goes")
 
-    s = sub.add_parser("bootstrap", help="draw the test-fold resamples shared by every evaluation")
-    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
-    s.add_argument("--out", type=Path, default=Path("evaluation/bootstrap.npz"))
-    s.set_defaults(func=_bootstrap)
+    s = command("filter", "aggregate labels of filter.task and cache the records' signals", _filter)
+    data_dirs(s, "raw")
+    s.add_argument("--out", type=Path, default=Path("data/filtered"), help="output directory")
 
-    s = sub.add_parser("evaluate", help="test-fold figures, intervals and cost of one architecture")
-    s.add_argument("arch")
-    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
-    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
-    s.add_argument("--model", type=Path, help="default: models/ARCH/model.pt")
-    s.add_argument("--bootstrap", type=Path, default=Path("evaluation/bootstrap.npz"))
-    s.add_argument("--out", type=Path, help="default: evaluation/ARCH")
-    s.set_defaults(func=_evaluate)
+    s = command("segment", "split, standardization (training folds only) and evaluation layout", _segment)
+    data_dirs(s, "filtered")
+    s.add_argument("--out", type=Path, default=Path("data/segmented"), help="output directory")
 
-    s = sub.add_parser("compare", help="the study table, paired tests, plots and report")
-    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
-    s.add_argument("--out", type=Path, default=Path("reports/study"))
-    s.add_argument("--drift", type=Path, default=Path("reports/drift.json"), help="linked when present")
-    s.add_argument("--prediction-drift", type=Path, default=Path("reports/drift_predictions.json"))
-    s.set_defaults(func=_compare)
+    s = command(
+        "train", "train one architecture at one window with one seed (resumes an interrupted run)", _train
+    )
+    run_id(s, required=True)
+    data_dirs(s, "filtered", "segmented")
+    s.add_argument("--out", type=Path, help="output directory (default: models/WINDOWs/ARCH/seedSEED)")
+    s.add_argument(
+        "--resume-dir",
+        type=Path,
+        help="checkpoint of an unfinished run (default: .resume/OUT, or under $ECG_CRNN_RESUME_ROOT)",
+    )
 
-    s = sub.add_parser("predict", help="class probabilities and decisions for one WFDB record")
+    s = command("bootstrap", "draw the test fold's patient resamples shared by every evaluation", _bootstrap)
+    data_dirs(s, "filtered", "segmented")
+    s.add_argument("--out", type=Path, default=Path("evaluation/bootstrap.npz"), help="output file")
+
+    s = command("evaluate", "thresholds on validation, test figures with resamples, for one model", _evaluate)
+    run_id(s, required=True)
+    data_dirs(s, "filtered", "segmented")
+    s.add_argument("--model", type=Path, help="model file (default: models/WINDOWs/ARCH/seedSEED/model.pt)")
+    s.add_argument(
+        "--bootstrap", type=Path, default=Path("evaluation/bootstrap.npz"), help="patient resamples"
+    )
+    s.add_argument("--out", type=Path, help="output directory (default: evaluation/WINDOWs/ARCH/seedSEED)")
+
+    s = command("cost", "parameters, multiply-accumulates and CPU latency of an architecture", _cost)
+    s.add_argument("arch", help="architecture")
+    s.add_argument("--window", type=float, required=True, help="window length in seconds")
+    data_dirs(s, "filtered", "segmented")
+    s.add_argument("--out", type=Path, help="output file (default: evaluation/WINDOWs/ARCH/cost.json)")
+
+    s = command("compare", "the study: choices on validation, corrected tests, plots and report", _compare)
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"), help="the evaluate stages' outputs")
+    s.add_argument(
+        "--models", type=Path, default=Path("models"), help="the train stages' outputs (curves, timing)"
+    )
+    data_dirs(s, "filtered", "segmented")
+    s.add_argument("--out", type=Path, default=Path("reports/study"), help="output directory")
+    s.add_argument(
+        "--metrics", type=Path, default=Path("reports/study.json"), help="DVC metric: each model's headline"
+    )
+    s.add_argument(
+        "--drift",
+        type=Path,
+        default=Path("reports/drift"),
+        help="the drift stage's reports, linked if present",
+    )
+    s.add_argument(
+        "--prediction-drift",
+        type=Path,
+        default=Path("reports/drift_predictions"),
+        help="the prediction drift report, linked if present",
+    )
+
+    s = command("predict", "class probabilities and decisions for one WFDB record", _predict)
     s.add_argument("record", type=Path, help="record path without extension (a .hea path works too)")
-    s.add_argument("--arch", default="cnn_bilstm1")
-    s.add_argument("--models", type=Path, default=Path("models"))
-    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=_predict)
+    run_id(s, required=False)
+    s.add_argument("--models", type=Path, default=Path("models"), help="the train stages' outputs")
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"), help="where the thresholds are")
+    s.add_argument("--json", action="store_true", help="print JSON (with the model and thresholds used)")
 
-    s = sub.add_parser("export", help="write a trained model as ONNX, checked against PyTorch")
-    s.add_argument("--arch", default="cnn_bilstm1")
-    s.add_argument("--models", type=Path, default=Path("models"))
-    s.add_argument("--out", type=Path, help="default: models/ARCH/model.onnx")
-    s.set_defaults(func=_export)
-
-    s = sub.add_parser("drift", help="Evidently reports: each fold against the training folds")
-    s.add_argument("--raw", type=Path, default=Path("data/raw/ptbxl"))
-    s.add_argument("--filtered", type=Path, default=Path("data/filtered"))
-    s.add_argument("--segmented", type=Path, default=Path("data/segmented"))
-    s.add_argument("--out", type=Path, default=Path("reports/drift"))
-    s.add_argument("--summary", type=Path, default=Path("reports/drift.json"))
-    s.set_defaults(func=_drift)
-
-    s = sub.add_parser(
-        "drift-predictions", help="Evidently report: predicted scores, test fold vs validation fold"
+    s = command(
+        "export", "write a trained model as one self-contained ONNX file, checked against PyTorch", _export
     )
-    s.add_argument("--arch", help="default: study.reference")
-    s.add_argument("--evaluation", type=Path, default=Path("evaluation"))
-    s.add_argument("--out", type=Path, default=Path("reports/drift_predictions.html"))
-    s.add_argument("--summary", type=Path, default=Path("reports/drift_predictions.json"))
-    s.set_defaults(func=_drift_predictions)
+    run_id(s, required=False)
+    s.add_argument("--models", type=Path, default=Path("models"), help="the train stages' outputs")
+    s.add_argument("--out", type=Path, help="output file (default: beside model.pt, model.onnx)")
 
-    s = sub.add_parser("publish", help="upload reports and models to S3 with their sha256, manifest last")
+    s = command("drift", "Evidently reports: each fold against the training folds", _drift)
+    data_dirs(s, "raw", "filtered", "segmented")
+    s.add_argument("--out", type=Path, default=Path("reports/drift"), help="output directory (HTML reports)")
+    s.add_argument(
+        "--summary", type=Path, default=Path("reports/drift.json"), help="DVC metric: drift per fold"
+    )
+
+    s = command(
+        "drift-predictions",
+        "Evidently report: predicted scores, test fold vs validation fold",
+        _drift_predictions,
+    )
+    s.add_argument("--arch", help="architecture (default: study.reference)")
+    s.add_argument("--window", type=float, help="window length in s (default: first of study.windows)")
+    s.add_argument("--seed", type=int, help="seed (default: first of train.seeds)")
+    s.add_argument("--evaluation", type=Path, default=Path("evaluation"), help="the evaluate stages' outputs")
+    s.add_argument("--out", type=Path, default=Path("reports/drift_predictions"), help="report directory")
+    s.add_argument("--summary", type=Path, default=Path("reports/drift_predictions.json"), help="DVC metric")
+
+    s = command("publish", "upload reports and models to S3 with their sha256, manifest last", _publish)
     s.add_argument(
         "paths", type=Path, nargs="+", help="files or directories (keys keep their relative paths)"
     )
     s.add_argument("--to", help="s3://bucket/prefix (default: storage.publish_url)")
     s.add_argument("--endpoint-url", help="S3-compatible server (default: storage.endpoint_url)")
-    s.set_defaults(func=_publish)
 
-    s = sub.add_parser("synth", help="write a synthetic dataset in PTB-XL's layout")
-    s.add_argument("out", type=Path)
-    s.add_argument("--records", type=int, default=2000)
-    s.add_argument("--rates", type=int, nargs="+", default=[100], choices=[100, 500])
-    s.add_argument("--seed", type=int, default=0)
+    s = command("synth", "write a synthetic dataset in PTB-XL's layout", _synth)
+    s.add_argument("out", type=Path, help="output directory (replaced)")
+    s.add_argument("--records", type=int, default=2000, help="number of records")
+    s.add_argument("--rates", type=int, nargs="+", default=[100], choices=[100, 500], help="sampling rates")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument(
         "--shift-fold", type=int, help="make this fold drift on purpose (patients, device, signal)"
     )
-    s.set_defaults(func=_synth)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Defaults here, not on the parsers: their --params/-q actions are shared objects (argparse parents), and a
+    # default set on one would make every subcommand overwrite the value given before the subcommand.
+    args.params = getattr(args, "params", Path("params.yaml"))
+    args.quiet = getattr(args, "quiet", False)
     try:
         args.func(args)
     except EcgCrnnError as exc:
@@ -270,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ecg-crnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ecg-crnn predict REC | head`): stop quietly, as command-line tools do.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -1,444 +1,400 @@
-"""The comparison stage: the study table, paired bootstrap tests, plots and a report that states the answer.
+"""The study's statistics: every choice on the validation fold, then paired, Holm-corrected tests on the test fold.
 
-Paired tests: every architecture was scored on the same bootstrap resamples of the test fold, so the
-difference of two architectures is computed resample by resample; its 95% interval and a two-sided
-bootstrap p-value say whether the difference is more than resampling noise.
+A model is one architecture at one window length, trained with several seeds. Its figure is the mean over
+seeds of the seeds' test figures. Its uncertainty comes from a hierarchical bootstrap: each replicate
+resamples the seeds (with replacement) and the test patients (the evaluate stages' shared patient weights),
+so an interval accounts for both seed-to-seed and patient-to-patient variation. Two models are compared
+replicate by replicate on the same patients (paired).
+
+Choices (the best model, the best recurrent model per window, the order of label families) use the mean
+validation macro-AUROC over seeds; the test fold only reports. Differences are tested with the bootstrap's
+standard error (two-sided Wald test; for "as good as the best", a one-sided non-inferiority test against
+the margin of study.margins), and all p-values the report states are Holm-adjusted as one family.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import sys
-from dataclasses import dataclass
+import warnings
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from .config import Params
+from .errors import EcgCrnnError
+from .metrics import LOWER_IS_BETTER, TESTED, auroc_per_class, interval
+from .models import get_architecture
 
-from .atomic import atomic_dir  # noqa: E402
-from .errors import EcgCrnnError  # noqa: E402
-from .metrics import HEADLINE  # noqa: E402
-from .models import get_architecture  # noqa: E402
-
-TYPES = ("lstm", "gru", "bilstm", "bigru")
-LABELS = {"lstm": "LSTM", "gru": "GRU", "bilstm": "BiLSTM", "bigru": "BiGRU"}
+PRIMARY = "macro_auroc"
+Key = tuple[str, float]  # (architecture, window in seconds)
 
 
 @dataclass
-class StudyResults:
-    metrics: pd.DataFrame  # one row per architecture
-    bootstrap: dict[str, pd.DataFrame]
-    per_class: pd.DataFrame  # architecture x class AUROC
-    families: dict[str, str]
-    predictions: dict[str, dict]
+class Model:
+    arch: str
+    window: float
+    seeds: list[int]
+    runs: pd.DataFrame  # one row per seed: the evaluate stage's metrics.json
+    resampled: dict[str, np.ndarray]  # figure -> (seeds, resamples)
+    class_auroc: np.ndarray  # (seeds, resamples, classes)
+    per_class: pd.DataFrame  # class, family, test_positives, auroc (mean over seeds)
+    val_class_auroc: np.ndarray  # (classes,) mean over seeds, validation fold
+    cost: dict
+    histories: dict[int, pd.DataFrame]  # seed -> history.csv
+    test_y: np.ndarray = field(repr=False, default=None)
+    test_p: dict[int, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return (self.arch, self.window)
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch} @ {self.window:g} s"
+
+    @property
+    def type(self) -> str:
+        return get_architecture(self.arch).family
+
+    @property
+    def depth(self) -> int:
+        return get_architecture(self.arch).layers
+
+    def point(self, figure: str) -> float:
+        return float(self.runs[figure].mean())
+
+    def seed_sd(self, figure: str) -> float:
+        return float(self.runs[figure].std(ddof=1)) if len(self.runs) > 1 else 0.0
+
+    @property
+    def val(self) -> float:
+        return float(self.runs["val_macro_auroc"].mean())
 
 
-def load_results(evaluation_dir: Path, architectures: list[str]) -> StudyResults:
-    rows, boots, per_class, preds, families = [], {}, {}, {}, {}
-    for arch in architectures:
-        d = Path(evaluation_dir) / arch
-        try:
-            m = json.loads((d / "metrics.json").read_text())
-            boots[arch] = pd.read_csv(d / "bootstrap.csv")
-            pc = pd.read_csv(d / "per_class.csv")
-            npz = np.load(d / "predictions.npz")
-        except FileNotFoundError as exc:
-            raise EcgCrnnError(f"{exc.filename}: missing (evaluate {arch} first)") from None
-        arch_info = get_architecture(arch)
-        rows.append({"arch": arch, "type": arch_info.family, "depth": arch_info.layers, **m})
-        per_class[arch] = pc.set_index("class")["auroc"]
-        families.update(dict(zip(pc["class"], pc["family"], strict=True)))
-        preds[arch] = {"y": npz["test_y"], "p": npz["test_p"]}
-    lengths = {len(b) for b in boots.values()}
+def _window_dirs(root: Path) -> dict[float, Path]:
+    out = {}
+    for d in Path(root).iterdir() if Path(root).is_dir() else []:
+        if d.is_dir() and d.name.endswith("s"):
+            try:
+                out[float(d.name[:-1])] = d
+            except ValueError:
+                continue
+    return out
+
+
+def _nanmean_seeds(values: np.ndarray) -> np.ndarray:
+    """Mean over seeds; NaN (without numpy's warning) for a class the validation fold cannot score."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=0)
+
+
+def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Model]:
+    """Every (architecture, window) of the configured grid, with every seed of train.seeds; a missing
+    evaluation is named."""
+    ev_dirs, model_dirs = _window_dirs(evaluation), _window_dirs(models)
+    out: dict[Key, Model] = {}
+    for window in params.study.windows:
+        for arch in params.study.architectures:
+            runs, resampled, class_auroc, per_class, val_auc, hist, test_p = [], {}, [], [], [], {}, {}
+            test_y = None
+            for seed in params.train.seeds:
+                d = ev_dirs.get(float(window), Path(evaluation) / f"{window:g}s") / arch / f"seed{seed}"
+                m = model_dirs.get(float(window), Path(models) / f"{window:g}s") / arch / f"seed{seed}"
+                try:
+                    runs.append(json.loads((d / "metrics.json").read_text()))
+                    npz = np.load(d / "resamples.npz")
+                    pred = np.load(d / "predictions.npz")
+                    pc = pd.read_csv(d / "per_class.csv")
+                    hist[seed] = pd.read_csv(m / "history.csv")
+                except FileNotFoundError as exc:
+                    raise EcgCrnnError(
+                        f"{exc.filename}: missing (train and evaluate {arch} at {window:g} s, seed {seed})"
+                    ) from None
+                for k in TESTED:
+                    resampled.setdefault(k, []).append(npz[k])
+                class_auroc.append(npz["class_auroc"])
+                per_class.append(pc)
+                val_auc.append(auroc_per_class(pred["val_y"], pred["val_p"]))
+                test_y, test_p[seed] = pred["test_y"], pred["test_p"]
+            cost_path = ev_dirs.get(float(window), Path(evaluation) / f"{window:g}s") / arch / "cost.json"
+            cost = json.loads(cost_path.read_text()) if cost_path.is_file() else {}
+            timing = []
+            for seed in params.train.seeds:
+                t = model_dirs.get(float(window), Path(models) / f"{window:g}s") / arch / f"seed{seed}"
+                t = t / "timing.json"
+                timing.append(json.loads(t.read_text())["train_seconds"] if t.is_file() else np.nan)
+            cost["train_seconds"] = float(np.nansum(timing)) if np.isfinite(timing).any() else np.nan
+            pc = per_class[0][["class", "family", "test_positives"]].copy()
+            pc["auroc"] = np.mean([p["auroc"].to_numpy(float) for p in per_class], axis=0)
+            lengths = {len(v) for vals in resampled.values() for v in vals}
+            if len(lengths) != 1:
+                raise EcgCrnnError(
+                    "evaluations used different bootstrap resamples; re-run the evaluate stages"
+                )
+            out[(arch, float(window))] = Model(
+                arch,
+                float(window),
+                list(params.train.seeds),
+                pd.DataFrame(runs),
+                {k: np.stack(v) for k, v in resampled.items()},
+                np.stack(class_auroc),
+                pc,
+                _nanmean_seeds(np.stack(val_auc)),
+                cost,
+                hist,
+                test_y,
+                test_p,
+            )
+    lengths = {m.resampled[PRIMARY].shape[1] for m in out.values()}
     if len(lengths) != 1:
         raise EcgCrnnError("evaluations used different bootstrap resamples; re-run the evaluate stages")
-    return StudyResults(
-        pd.DataFrame(rows).set_index("arch"), boots, pd.DataFrame(per_class).T, families, preds
-    )
+    return out
 
 
-def paired_test(res: StudyResults, a: str, b: str, metric: str = "macro_auroc") -> dict:
-    """a minus b on the full test fold, with the 95% interval and two-sided p-value of the paired bootstrap."""
-    diff = res.bootstrap[a][metric].to_numpy() - res.bootstrap[b][metric].to_numpy()
-    diff = diff[np.isfinite(diff)]
-    point = float(res.metrics.loc[a, metric] - res.metrics.loc[b, metric])
-    p = float(min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean()))) if a != b else 1.0
-    lo, hi = np.percentile(diff, [2.5, 97.5]) if len(diff) else (np.nan, np.nan)
-    return {"a": a, "b": b, "metric": metric, "difference": point, "lo": float(lo), "hi": float(hi), "p": p}
+# ---- the hierarchical bootstrap -------------------------------------------------------------------------
 
 
-def comparisons(res: StudyResults, reference: str) -> pd.DataFrame:
-    best = res.metrics["macro_auroc"].idxmax()
-    rows = []
-    for arch in res.metrics.index:
-        vs_best = paired_test(res, arch, best)
-        vs_ref = paired_test(res, arch, reference)
-        rows.append(
-            {
-                "arch": arch,
-                "vs_best": best,
-                "diff_vs_best": vs_best["difference"],
-                "diff_vs_best_lo": vs_best["lo"],
-                "diff_vs_best_hi": vs_best["hi"],
-                "p_vs_best": vs_best["p"],
-                "vs_reference": reference,
-                "diff_vs_reference": vs_ref["difference"],
-                "diff_vs_reference_lo": vs_ref["lo"],
-                "diff_vs_reference_hi": vs_ref["hi"],
-                "p_vs_reference": vs_ref["p"],
-            }
+class Replicates:
+    """Per model, which seeds each bootstrap replicate draws (with replacement); patients are already
+    resampled identically for every model by the evaluate stages' shared weights."""
+
+    def __init__(self, models: dict[Key, Model], seed: int):
+        self.draws: dict[Key, np.ndarray] = {}
+        for key, m in models.items():
+            n_seeds, n_resamples = m.resampled[PRIMARY].shape
+            tag = zlib.crc32(f"{key[0]}@{key[1]:g}".encode())
+            rng = np.random.default_rng([seed, tag])
+            self.draws[key] = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+
+    def figure(self, m: Model, figure: str) -> np.ndarray:
+        """(resamples,) the mean over the drawn seeds of the figure on the resampled patients."""
+        values = m.resampled[figure]  # (seeds, resamples)
+        d = self.draws[m.key]
+        return values[d, np.arange(values.shape[1])[:, None]].mean(axis=1)
+
+    def class_auroc(self, m: Model) -> np.ndarray:
+        """(resamples, classes)"""
+        d = self.draws[m.key]
+        return m.class_auroc[d, np.arange(d.shape[0])[:, None]].mean(axis=1)
+
+
+def oriented(figure: str, value):
+    """Higher is better for every figure once Hamming loss changes sign."""
+    return -value if figure in LOWER_IS_BETTER else value
+
+
+@dataclass
+class Hypothesis:
+    """One hypothesis of the report's family. `difference` is oriented: positive means `a` is better."""
+
+    name: str
+    kind: str  # "difference" (two-sided, H0: no difference) or "non-inferiority" (H0: a worse by >= margin)
+    figure: str
+    a: str
+    b: str
+    difference: float
+    se: float
+    margin: float = 0.0
+    p: float = 1.0
+    p_holm: float = 1.0
+
+    @property
+    def lo(self) -> float:
+        return self.difference - 1.959963984540054 * self.se
+
+    @property
+    def hi(self) -> float:
+        return self.difference + 1.959963984540054 * self.se
+
+
+def make_test(name: str, kind: str, figure: str, a: str, b: str, point: float, reps: np.ndarray, margin=0.0):
+    se = float(np.std(reps, ddof=1)) if len(reps) > 1 else 0.0
+    if kind == "difference":
+        p = 1.0 if point == 0 else 0.0 if se == 0 else float(2 * norm.sf(abs(point) / se))
+    else:
+        z = (point + margin) / se if se > 0 else (np.inf if point + margin > 0 else -np.inf)
+        p = float(norm.sf(z))
+    return Hypothesis(name, kind, figure, a, b, float(point), se, margin, p)
+
+
+def holm(tests: list[Hypothesis]) -> None:
+    """Holm's step-down adjustment of every test's p-value, in place (family-wise error control)."""
+    order = np.argsort([t.p for t in tests], kind="mergesort")
+    m, running = len(tests), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * tests[i].p))
+        tests[i].p_holm = running
+
+
+# ---- the study ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Study:
+    models: dict[Key, Model]
+    params: Params
+    reps: Replicates
+    best: Key = None  # chosen on validation
+    best_per_window: dict[float, Key] = field(default_factory=dict)
+    best_recurrent: dict[float, Key] = field(default_factory=dict)
+    tests: list[Hypothesis] = field(default_factory=list)
+    by_name: dict[str, Hypothesis] = field(default_factory=dict)
+    family_order: list[str] = field(default_factory=list)  # ranked on validation
+
+    @property
+    def windows(self) -> list[float]:
+        return sorted({k[1] for k in self.models})
+
+    def interval(self, m: Model, figure: str, level: float = 0.95) -> tuple[float, float]:
+        return interval(self.reps.figure(m, figure), level)
+
+    def add(self, test: Hypothesis) -> Hypothesis:
+        self.tests.append(test)
+        self.by_name[test.name] = test
+        return test
+
+    def diff(self, name: str, a: Model, b: Model, figure: str, kind="difference", margin=0.0) -> Hypothesis:
+        point = oriented(figure, a.point(figure) - b.point(figure))
+        reps = oriented(figure, self.reps.figure(a, figure) - self.reps.figure(b, figure))
+        return self.add(make_test(name, kind, figure, a.name, b.name, point, reps, margin))
+
+    def families(self) -> dict[str, list[int]]:
+        """Label family -> indices of its classes scored on the test fold."""
+        m = next(iter(self.models.values()))
+        scored = np.isfinite(m.class_auroc[0]).all(axis=0)
+        fam: dict[str, list[int]] = {}
+        for i, f in enumerate(m.per_class["family"]):
+            if scored[i]:
+                fam.setdefault(str(f), []).append(i)
+        return fam
+
+    def family_gain(self, window: float, family: list[int]) -> tuple[float, np.ndarray]:
+        """Mean per-class test AUROC of the best recurrent model minus the CNN's, over a family's classes."""
+        rnn, cnn = self.models[self.best_recurrent[window]], self.models[("cnn", window)]
+        point = float(
+            np.mean(rnn.per_class["auroc"].to_numpy()[family] - cnn.per_class["auroc"].to_numpy()[family])
         )
-    return pd.DataFrame(rows).set_index("arch")
+        reps = (self.reps.class_auroc(rnn)[:, family] - self.reps.class_auroc(cnn)[:, family]).mean(axis=1)
+        return point, reps
 
 
-def family_gains(res: StudyResults) -> pd.DataFrame:
-    """Per label family: mean per-class AUROC of the best recurrent architecture minus the plain CNN's."""
-    recurrent = [a for a in res.metrics.index if a != "cnn"]
-    if "cnn" not in res.metrics.index or not recurrent:
-        return pd.DataFrame(columns=["family", "classes", "cnn", "best_recurrent", "gain"])
-    best_rnn = res.metrics.loc[recurrent, "macro_auroc"].idxmax()
-    rows = []
-    for family in sorted(set(res.families.values())):
-        classes = [c for c, f in res.families.items() if f == family and c in res.per_class.columns]
-        cnn = np.nanmean(res.per_class.loc["cnn", classes].to_numpy(float))
-        rnn = np.nanmean(res.per_class.loc[best_rnn, classes].to_numpy(float))
-        rows.append(
-            {
-                "family": family,
-                "classes": ", ".join(classes),
-                "cnn": cnn,
-                "best_recurrent": rnn,
-                "architecture": best_rnn,
-                "gain": rnn - cnn,
-            }
-        )
-    return pd.DataFrame(rows).sort_values("gain", ascending=False)
+def analyse(models: dict[Key, Model], params: Params) -> Study:
+    """Make every choice on validation, then state and Holm-correct every test the report reports."""
+    st = Study(models, params, Replicates(models, params.evaluate.bootstrap_seed))
+    margins = params.study.margins
+    st.best = max(models, key=lambda k: models[k].val)
+    for w in st.windows:
+        in_window = [k for k in models if k[1] == w]
+        st.best_per_window[w] = max(in_window, key=lambda k: models[k].val)
+        recurrent = [k for k in in_window if k[0] != "cnn"]
+        if recurrent:
+            st.best_recurrent[w] = max(recurrent, key=lambda k: models[k].val)
+    best = models[st.best]
 
-
-# ---- plots ----------------------------------------------------------------------------------------------
-
-
-def _finish(fig, ax, path: Path) -> None:
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_depth(res: StudyResults, path: Path) -> None:
-    m = res.metrics
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for kind in TYPES:
-        rows = m[m["type"] == kind].sort_values("depth")
-        if "cnn" in m.index:
-            rows = pd.concat([m.loc[["cnn"]], rows])
-        if len(rows) < 2 and kind not in set(m["type"]):
+    # 1. every model against the best, on every tested figure: different? as good (non-inferior)?
+    for key, m in models.items():
+        if key == st.best:
             continue
-        err = np.array(
-            [rows["macro_auroc"] - rows["macro_auroc_lo"], rows["macro_auroc_hi"] - rows["macro_auroc"]]
-        )
-        ax.errorbar(
-            rows["depth"] + 0.03 * TYPES.index(kind),
-            rows["macro_auroc"],
-            yerr=err,
-            marker="o",
-            capsize=3,
-            label=LABELS[kind],
-        )
-    ax.set_xticks([0, 1, 2, 3])
-    ax.set_xlabel("recurrent layers (0 = CNN with pooling only)")
-    ax.set_ylabel("test macro-AUROC (95% bootstrap CI)")
-    ax.set_title("How much temporal modeling is enough?")
-    _finish(fig, ax, path)
-
-
-def pareto_front(params: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Indices of architectures that no smaller-or-equal model beats, ordered by size."""
-    order = np.argsort(params, kind="mergesort")
-    front, best = [], -np.inf
-    for i in order:
-        if score[i] > best:
-            front.append(i)
-            best = score[i]
-    return np.array(front, int)
-
-
-def plot_frontier(res: StudyResults, path: Path) -> None:
-    m = res.metrics
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.errorbar(
-        m["params"],
-        m["macro_auroc"],
-        yerr=[m["macro_auroc"] - m["macro_auroc_lo"], m["macro_auroc_hi"] - m["macro_auroc"]],
-        fmt="o",
-        alpha=0.6,
-        capsize=2,
-    )
-    for arch, row in m.iterrows():
-        ax.annotate(
-            arch.replace("cnn_", ""),
-            (row["params"], row["macro_auroc"]),
-            fontsize=8,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
-    front = pareto_front(m["params"].to_numpy(float), m["macro_auroc"].to_numpy(float))
-    ax.plot(
-        m["params"].to_numpy()[front], m["macro_auroc"].to_numpy()[front], "r--", label="trade-off frontier"
-    )
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test macro-AUROC")
-    _finish(fig, ax, path)
-
-
-def plot_heatmap(res: StudyResults, path: Path) -> None:
-    pc = res.per_class
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * pc.shape[1] + 2), max(4, 0.35 * pc.shape[0] + 1.5)))
-    im = ax.imshow(
-        pc.to_numpy(float),
-        aspect="auto",
-        cmap="viridis",
-        vmin=max(0.5, np.nanmin(pc.to_numpy(float))),
-        vmax=1.0,
-    )
-    ax.set_xticks(
-        range(pc.shape[1]), [f"{c}\n({res.families.get(c, '')})" for c in pc.columns], rotation=90, fontsize=7
-    )
-    ax.set_yticks(range(pc.shape[0]), pc.index, fontsize=8)
-    fig.colorbar(im, ax=ax, label="test AUROC")
-    ax.set_title("Per-class AUROC")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_roc(res: StudyResults, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    for arch, pred in res.predictions.items():
-        fpr, tpr, _ = roc_curve(pred["y"].ravel(), pred["p"].ravel())
-        ax.plot(fpr, tpr, lw=1.2, label=f"{arch} ({res.metrics.loc[arch, 'micro_auroc']:.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Micro-averaged ROC, test fold")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---- report ---------------------------------------------------------------------------------------------
-
-
-def _ci(row, key: str, digits: int = 3) -> str:
-    return f"{row[key]:.{digits}f} [{row[key + '_lo']:.{digits}f}, {row[key + '_hi']:.{digits}f}]"
-
-
-def study_table(res: StudyResults, comp: pd.DataFrame) -> pd.DataFrame:
-    m = res.metrics
-    table = pd.DataFrame(index=m.index)
-    for key in HEADLINE:
-        table[key] = [_ci(row, key) for _, row in m.iterrows()]
-    table["params"] = m["params"].map(lambda v: f"{v / 1e3:.0f}k")
-    table["MMAC/record"] = (m["macs_per_record"] / 1e6).map(lambda v: f"{v:.1f}")
-    table["CPU ms/record"] = m["cpu_latency_ms"].map(lambda v: f"{v:.1f}")
-    table["train s"] = m["train_seconds"].map(lambda v: f"{v:.0f}")
-    table["Δ vs best (p)"] = [f"{r.diff_vs_best:+.3f} (p={r.p_vs_best:.2f})" for r in comp.itertuples()]
-    table["Δ vs ref (p)"] = [
-        f"{r.diff_vs_reference:+.3f} (p={r.p_vs_reference:.2f})" for r in comp.itertuples()
-    ]
-    return table
-
-
-def answer(res: StudyResults, comp: pd.DataFrame, reference: str, gains: pd.DataFrame) -> list[str]:
-    """The findings in sentences, computed from the numbers (nothing here is fixed in advance)."""
-    m = res.metrics
-    best = m["macro_auroc"].idxmax()
-    lines = [
-        f"- Best test macro-AUROC: **{best}**, {_ci(m.loc[best], 'macro_auroc')} "
-        f"({m.loc[best, 'params'] / 1e3:.0f}k parameters)."
-    ]
-    tied = comp[(comp["diff_vs_best_hi"] >= 0) | (comp.index == best)]
-    smallest = m.loc[tied.index, "params"].idxmin()
-    lines.append(
-        f"- Smallest architecture not significantly worse than the best (paired bootstrap, 95%): "
-        f"**{smallest}** ({m.loc[smallest, 'params'] / 1e3:.0f}k parameters, "
-        f"{m.loc[smallest, 'macro_auroc']:.3f}). {len(tied)} of {len(m)} architectures are statistically "
-        f"tied with the best."
-    )
-    if reference in m.index:
-        r = comp.loc[reference]
-        verdict = (
-            "is statistically tied with the best"
-            if r.diff_vs_best_hi >= 0 or reference == best
-            else "is significantly below the best"
-        )
-        lines.append(
-            f"- The published choice **{reference}** scores {_ci(m.loc[reference], 'macro_auroc')} and "
-            f"{verdict} (Δ {r.diff_vs_best:+.3f} [{r.diff_vs_best_lo:+.3f}, {r.diff_vs_best_hi:+.3f}], "
-            f"p={r.p_vs_best:.2f})."
-        )
-    if "cnn" in m.index and len(m) > 1:
-        rnn_best = m.drop(index="cnn")["macro_auroc"].idxmax()
-        t = paired_test(res, rnn_best, "cnn")
-        sig = "significant" if t["lo"] > 0 or t["hi"] < 0 else "not significant"
-        lines.append(
-            f"- Recurrence at all: best recurrent ({rnn_best}) minus the CNN alone: {t['difference']:+.3f} "
-            f"[{t['lo']:+.3f}, {t['hi']:+.3f}] ({sig})."
-        )
-    for kind in TYPES:
-        rows = m[m["type"] == kind].sort_values("depth")
-        if len(rows) >= 2:
-            first, last = rows.index[0], rows.index[-1]
-            t = paired_test(res, last, first)
-            trend = "gains" if t["lo"] > 0 else ("loses" if t["hi"] < 0 else "changes nothing significant")
-            lines.append(
-                f"- {LABELS[kind]}: going from {rows['depth'].iloc[0]} to {rows['depth'].iloc[-1]} layers "
-                f"{trend} ({t['difference']:+.3f} [{t['lo']:+.3f}, {t['hi']:+.3f}]) for "
-                f"{rows['params'].iloc[-1] / rows['params'].iloc[0]:.1f}x the parameters."
+        for fig in TESTED:
+            st.diff(f"vs_best/{m.name}/{fig}", m, best, fig)
+            st.diff(f"noninf/{m.name}/{fig}", m, best, fig, "non-inferiority", getattr(margins, fig))
+    # 2. every model against the reference architecture at its window (the primary figure)
+    for (arch, w), m in models.items():
+        ref = models.get((params.study.reference, w))
+        if ref is not None and arch != params.study.reference:
+            st.diff(f"vs_reference/{m.name}", m, ref, PRIMARY)
+    # 3. recurrence at all, per window: the best recurrent model (chosen on validation) against the CNN
+    for w, key in st.best_recurrent.items():
+        if ("cnn", w) in models:
+            for fig in TESTED:
+                st.diff(f"recurrence/{w:g}/{fig}", models[key], models[("cnn", w)], fig)
+    # 4. depth, per window and recurrent type: the deepest stack against one layer
+    for w in st.windows:
+        for kind in sorted({m.type for k, m in models.items() if k[1] == w and m.depth}):
+            stack = sorted(
+                (m for k, m in models.items() if k[1] == w and m.type == kind), key=lambda m: m.depth
             )
-    if len(gains):
-        top = gains.iloc[0]
-        bottom = gains.iloc[-1]
-        lines.append(
-            f"- Where recurrence helps: the **{top.family}** family gains most "
-            f"({top.gain:+.3f} mean per-class AUROC, {top.architecture} vs cnn); "
-            f"**{bottom.family}** least ({bottom.gain:+.3f})."
-        )
-    return lines
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}" style="max-width:100%">'
-
-
-def drift_section(drift_summary: Path | None, prediction_drift: Path | None) -> list[str]:
-    """Markdown lines summarizing the drift stage's results, linking its reports (paths relative to reports/study)."""
-    lines = []
-    if drift_summary is not None and Path(drift_summary).is_file():
-        summary = json.loads(Path(drift_summary).read_text())
-        lines += [
-            "| fold | role | records | drifted columns | dataset drift | most drifted |",
-            "| --- | --- | ---: | ---: | --- | --- |",
-        ]
-        for name, v in summary.items():
-            lines.append(
-                f"| {name.removeprefix('fold_')} | {v['role']} | {v['records']} | {v['drifted_columns']}/"
-                f"{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} | "
-                f"{', '.join(list(v['most_drifted'])[:4])} |"
+            if len(stack) >= 2:
+                st.diff(f"depth/{w:g}/{kind}", stack[-1], stack[0], PRIMARY)
+    # 5. label families: where recurrence helps, per window (ranked on validation)
+    fams = st.families()
+    val_gain = {}
+    for f, idx in fams.items():
+        gains = []
+        for w, key in st.best_recurrent.items():
+            if ("cnn", w) in models:
+                point, reps = st.family_gain(w, idx)
+                st.add(
+                    make_test(f"family/{w:g}/{f}", "difference", "class_auroc", key[0], "cnn", point, reps)
+                )
+                gains.append(
+                    np.nanmean(models[key].val_class_auroc[idx] - models[("cnn", w)].val_class_auroc[idx])
+                )
+        val_gain[f] = float(np.mean(gains)) if gains else 0.0
+    st.family_order = sorted(fams, key=lambda f: -val_gain[f])
+    # 6. context: does the value of recurrence grow from the shortest to the longest window?
+    short, long = st.windows[0], st.windows[-1]
+    if (
+        short != long
+        and {short, long} <= set(st.best_recurrent)
+        and {("cnn", short), ("cnn", long)} <= set(models)
+    ):
+        r_s, c_s = models[st.best_recurrent[short]], models[("cnn", short)]
+        r_l, c_l = models[st.best_recurrent[long]], models[("cnn", long)]
+        for fig in TESTED:
+            point = oriented(fig, (r_l.point(fig) - c_l.point(fig)) - (r_s.point(fig) - c_s.point(fig)))
+            reps = oriented(
+                fig,
+                (st.reps.figure(r_l, fig) - st.reps.figure(c_l, fig))
+                - (st.reps.figure(r_s, fig) - st.reps.figure(c_s, fig)),
             )
-        lines += ["", "Reports: [drift between folds](../drift/index.html)."]
-    if prediction_drift is not None and Path(prediction_drift).is_file():
-        p = json.loads(Path(prediction_drift).read_text())
-        lines.append(
-            f"Predicted scores, test fold against validation fold: {p['drifted_columns']}/{p['columns']} "
-            f"classes drift ([report](../drift_predictions.html))."
-        )
-    return lines
+            st.add(
+                make_test(
+                    f"context/{fig}",
+                    "difference",
+                    fig,
+                    f"recurrence @ {long:g} s",
+                    f"recurrence @ {short:g} s",
+                    point,
+                    reps,
+                )
+            )
+        for f, idx in fams.items():
+            p_l, reps_l = st.family_gain(long, idx)
+            p_s, reps_s = st.family_gain(short, idx)
+            st.add(
+                make_test(
+                    f"context_family/{f}",
+                    "difference",
+                    "class_auroc",
+                    f"{f} @ {long:g} s",
+                    f"{f} @ {short:g} s",
+                    p_l - p_s,
+                    reps_l - reps_s,
+                )
+            )
+        st.diff("context_cnn", c_l, c_s, PRIMARY)
+        st.diff("context_recurrent", r_l, r_s, PRIMARY)
+    holm(st.tests)
+    return st
 
 
-def write_report(
-    res: StudyResults,
-    reference: str,
-    out_dir: Path,
-    drift_summary: Path | None = None,
-    prediction_drift: Path | None = None,
-) -> dict:
-    comp = comparisons(res, reference)
-    gains = family_gains(res)
-    table = study_table(res, comp)
-    findings = answer(res, comp, reference, gains)
-    plots = {"depth": plot_depth, "frontier": plot_frontier, "per_class_auroc": plot_heatmap, "roc": plot_roc}
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "plots").mkdir()
-        for name, fn in plots.items():
-            fn(res, tmp / "plots" / f"{name}.png")
-        res.metrics.to_csv(tmp / "study.csv")
-        comp.to_csv(tmp / "comparisons.csv")
-        gains.to_csv(tmp / "family_gains.csv", index=False)
-        test_records = int(res.metrics["test_records"].iloc[0])
-        resamples = int(res.metrics["bootstrap_resamples"].iloc[0])
-        intro = (
-            f"{len(res.metrics)} architectures, test fold of {test_records} records, "
-            f"95% intervals from {resamples} paired bootstrap resamples. Reference: {reference}."
-        )
-        drift = drift_section(drift_summary, prediction_drift)
-        md = [
-            "# How much temporal modeling is enough?",
-            "",
-            intro,
-            "",
-            "## Answer",
-            "",
-            *findings,
-            "",
-            "## Study table",
-            "",
-            table.to_markdown(),
-            "",
-            "## Where recurrence helps, by label family",
-            "",
-            gains.to_markdown(index=False, floatfmt=".3f")
-            if len(gains)
-            else "(needs `cnn` and a recurrent model)",
-            "",
-            "## Plots",
-            "",
-        ]
-        md += [f"![{name}](plots/{name}.png)" for name in plots]
-        if drift:
-            md += ["", "## Drift between folds", "", *drift]
-        (tmp / "report.md").write_text("\n".join(md) + "\n")
-        body = [
-            f"<h1>How much temporal modeling is enough?</h1><p>{html.escape(intro)}</p><h2>Answer</h2><ul>"
-        ]
-        body += [f"<li>{html.escape(f[2:]).replace('**', '')}</li>" for f in findings]
-        body += [
-            "</ul><h2>Study table</h2>",
-            table.to_html(),
-            "<h2>Where recurrence helps, by label family</h2>",
-            gains.to_html(index=False, float_format="%.3f"),
-            "<h2>Plots</h2>",
-        ]
-        body += [_img(tmp / "plots" / f"{name}.png") for name in plots]
-        if drift:
-            import markdown_it  # noqa: PLC0415 (rich's dependency; renders the drift table)
-
-            body += [
-                "<h2>Drift between folds</h2>",
-                markdown_it.MarkdownIt().enable("table").render("\n".join(drift)),
-            ]
-        style = (
-            "body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse;"
-            "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        )
-        (tmp / "report.html").write_text(
-            f"<!doctype html><html><head><meta charset='utf-8'><title>ecg-crnn study"
-            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
-        )
-        best = res.metrics["macro_auroc"].idxmax()
-        summary = {
-            "best": best,
-            "best_macro_auroc": float(res.metrics.loc[best, "macro_auroc"]),
-            "reference": reference,
-            "reference_minus_best": float(comp.loc[reference, "diff_vs_best"])
-            if reference in comp.index
-            else None,
-            "tied_with_best": int(((comp["diff_vs_best_hi"] >= 0) | (comp.index == best)).sum()),
-        }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(
-        f"compare: best {summary['best']} ({summary['best_macro_auroc']:.4f}) -> {out_dir}/report.html",
-        file=sys.stderr,
-    )
-    return summary
+def verdict(st: Study, m: Model, figure: str = PRIMARY) -> str:
+    """How a model stands against the best (chosen on validation), after Holm's correction."""
+    if m.key == st.best:
+        return "best"
+    alpha = st.params.study.alpha
+    ni = st.by_name[f"noninf/{m.name}/{figure}"]
+    diff = st.by_name[f"vs_best/{m.name}/{figure}"]
+    if diff.p_holm < alpha and diff.difference > 0:
+        return "better"
+    if ni.p_holm < alpha:
+        return "as good"
+    if diff.p_holm < alpha:
+        return "worse"
+    return "inconclusive"

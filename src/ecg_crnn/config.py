@@ -59,6 +59,9 @@ class FilterSettings:
     validated_only: bool = False
     # `all`: every record the database names must be on disk; `present`: use those that are (a partial mirror).
     records: str = field(default="all", metadata=_choices("all", "present"))
+    # Records with a lead that carries no signal (every sample the WFDB invalid value -32768, or flat):
+    # `drop` leaves them out and lists them with the reason in dropped.csv; `refuse` stops at the first.
+    bad_records: str = field(default="drop", metadata=_choices("drop", "refuse"))
     # Processes that read the WFDB records.
     workers: int = 2
 
@@ -69,14 +72,12 @@ class FilterSettings:
 
 @dataclass(frozen=True)
 class SegmentSettings:
-    window_s: float = 2.5
-    stride_s: float = 1.25
+    stride_s: float = 1.25  # evaluation windows' stride (their length is each run's window, study.windows)
     train_folds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
     val_folds: list[int] = field(default_factory=lambda: [9])
     test_folds: list[int] = field(default_factory=lambda: [10])
 
     def validate(self) -> None:
-        _positive("segment.window_s", self.window_s)
         _positive("segment.stride_s", self.stride_s)
         seen: dict[int, str] = {}
         for name in ("train_folds", "val_folds", "test_folds"):
@@ -98,11 +99,31 @@ ALL_ARCHITECTURES = [
 
 
 @dataclass(frozen=True)
+class Margins:
+    """Non-inferiority margins: how much worse than the best a model may be and still count as "as good as
+    the best" (a one-sided test, Holm-corrected with the report's other tests). Hamming loss: how much higher."""
+
+    macro_auroc: float = 0.005
+    macro_auprc: float = 0.02
+    micro_f1: float = 0.01
+    subset_accuracy: float = 0.02
+    hamming_loss: float = 0.002
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            _non_negative(f"study.margins.{f.name}", getattr(self, f.name))
+
+
+@dataclass(frozen=True)
 class StudySettings:
-    # The architectures DVC trains and evaluates (the foreach list of dvc.yaml) and the report compares.
+    # The architectures that dvc.yaml trains and evaluates (one axis of its matrix) and the report compares.
     architectures: list[str] = field(default_factory=lambda: list(ALL_ARCHITECTURES))
+    # Context length, the second axis: training crops and evaluation windows of this many seconds.
+    windows: list[float] = field(default_factory=lambda: [2.5, 10.0])
     # The reference of the paired comparisons (the published claim: one BiLSTM layer is the best balance).
     reference: str = "cnn_bilstm1"
+    margins: Margins = field(default_factory=Margins)
+    alpha: float = 0.05  # family-wise error rate of the report's tests (Holm)
 
     def validate(self) -> None:
         from .models import REGISTRY
@@ -118,6 +139,14 @@ class StudySettings:
             raise ConfigError("study.architectures: names must be unique")
         if self.reference not in self.architectures:
             raise ConfigError(f"study.reference: {self.reference!r} is not in study.architectures")
+        if not self.windows:
+            raise ConfigError("study.windows: must name at least one window length")
+        for i, w in enumerate(self.windows):
+            _positive(f"study.windows[{i}]", w)
+        if len(set(self.windows)) != len(self.windows):
+            raise ConfigError(f"study.windows: lengths must be distinct, got {self.windows!r}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"study.alpha: must be in (0, 1), got {self.alpha!r}")
 
 
 @dataclass(frozen=True)
@@ -140,26 +169,42 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 40
+    epochs: int = 40  # the budget: the most epochs any run gets (the same for every architecture)
     batch_size: int = 64
-    lr: float = 0.003  # peak of the one-cycle schedule
+    lr: float = 0.003  # peak learning rate (AdamW)
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    patience: int = 8  # epochs without a better validation macro-AUROC before stopping
+    warmup: float = 0.1  # share of the epochs spent warming the learning rate up linearly to its peak
+    cooldown: float = 0.25  # share of the epochs of the final cosine decay to zero
+    # Epochs after the warm-up without a better validation macro-AUROC before the cool-down starts (the
+    # run then ends once it has annealed); null: no early stopping, every run uses the whole budget.
+    patience: int | None = 8
     class_weighted: bool = False  # BCE positive weights from the training folds' class balance
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # each seed is its own model (DVC stage)
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
 
     def validate(self) -> None:
-        for key in ("epochs", "batch_size", "lr", "patience"):
+        for key in ("epochs", "batch_size", "lr"):
             _positive(f"train.{key}", getattr(self, key))
+        if self.patience is not None:
+            _positive("train.patience", self.patience)
         _non_negative("train.weight_decay", self.weight_decay)
         _non_negative("train.grad_clip", self.grad_clip)
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"train.warmup: must be in [0, 1), got {self.warmup!r}")
+        if not 0 < self.cooldown <= 1:
+            raise ConfigError(f"train.cooldown: must be in (0, 1], got {self.cooldown!r}")
+        if self.warmup + self.cooldown > 1:
+            raise ConfigError(
+                f"train.warmup + train.cooldown: must not exceed 1, got {self.warmup} + {self.cooldown}"
+            )
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(
                 f"train.seeds: must be a non-empty list of distinct integers, got {self.seeds!r}"
             )
+        if any(s < 0 for s in self.seeds):
+            raise ConfigError(f"train.seeds: seeds must be >= 0, got {self.seeds!r}")
 
 
 @dataclass(frozen=True)
@@ -205,6 +250,7 @@ class SearchSettings:
     # null: an Optuna journal file under search/ (embedded, one machine); or an RDB URL for many workers,
     # e.g. postgresql://user@host:5432/optuna (the password from PGPASSWORD or ~/.pgpass, never from here).
     storage: str | None = None
+    windows: list[float] = field(default_factory=lambda: [2.5, 10.0])  # context lengths (s) to search over
     rnn: list[str] = field(default_factory=lambda: ["none", "lstm", "gru"])
     bidirectional: list[bool] = field(default_factory=lambda: [False, True])
     depth: list[int] = field(default_factory=lambda: [1, 2, 3])  # recurrent layers when rnn is not none
@@ -227,7 +273,7 @@ class SearchSettings:
     def validate(self) -> None:
         _positive("search.trials", self.trials)
         _positive("search.epochs", self.epochs)
-        for key in ("rnn", "bidirectional", "hidden", "dropout", "lr"):
+        for key in ("windows", "rnn", "bidirectional", "hidden", "dropout", "lr"):
             if not getattr(self, key):
                 raise ConfigError(f"search.{key}: the search space is empty")
         for i, rnn in enumerate(self.rnn):
@@ -251,6 +297,36 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class GridSettings:
+    """flows/grid.py: the study's train and evaluate stages on a Prefect work pool (one model per GPU)."""
+
+    work_pool: str = "ecg-crnn"
+    # Where workers get the code: a git URL they can reach (the flow pushes a snapshot ref there), or null for
+    # the coordinator's own repository path (one machine, or a shared file system).
+    git_remote: str | None = None
+    # A directory every worker reaches (NFS, ...): training checkpoints go there, so a run retried on another
+    # worker resumes instead of restarting. null: each worker's own .resume/ (a retried run restarts).
+    resume_root: str | None = None
+    heartbeat_s: int = 30  # flow-run heartbeat interval the workers' runs send (Prefect's minimum is 30)
+    stale_after_s: int = 100  # a running stage without a heartbeat this long is crashed and resubmitted
+    retries: int = 2  # resubmissions of a stage whose run crashed or failed
+    worker_timeout_s: int = 600  # a clear error when no worker picks up a stage in this time
+
+    def validate(self) -> None:
+        if self.heartbeat_s < 30:
+            raise ConfigError(
+                f"grid.heartbeat_s: Prefect sends heartbeats at most every 30 s, got {self.heartbeat_s}"
+            )
+        if self.stale_after_s <= 2 * self.heartbeat_s:
+            raise ConfigError(
+                f"grid.stale_after_s: must exceed two heartbeats (2 x grid.heartbeat_s = {2 * self.heartbeat_s}), "
+                f"got {self.stale_after_s}"
+            )
+        _non_negative("grid.retries", self.retries)
+        _positive("grid.worker_timeout_s", self.worker_timeout_s)
+
+
+@dataclass(frozen=True)
 class RetrainSettings:
     cron: str = "0 3 * * 0"  # the retraining deployment's schedule (Sundays 03:00)
     timezone: str = "UTC"
@@ -270,6 +346,7 @@ class Params:
     drift: DriftSettings = field(default_factory=DriftSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    grid: GridSettings = field(default_factory=GridSettings)
     retrain: RetrainSettings = field(default_factory=RetrainSettings)
 
 

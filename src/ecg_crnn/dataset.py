@@ -3,6 +3,8 @@
 The whole split is loaded once from the filter stage's memory-mapped cache and standardized with the
 training folds' statistics; batches are then cut from these arrays directly (random crops for training,
 fixed windows for evaluation) instead of going through a per-record Dataset and collate function.
+A split is read chunk by chunk straight into one float32 array and standardized in place, so loading it
+peaks at its own size (plus a chunk), not twice that: at 500 Hz and 10 s the training folds alone are ~4 GB.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 
 from .data.cache import SignalCache
 from .data.filtering import load_labels
+from .data.segment import window_layout
 from .errors import EcgCrnnError
 
 
@@ -24,6 +27,7 @@ class Split:
     x: np.ndarray  # (N, leads, T) float32, standardized
     y: np.ndarray  # (N, classes) float32 0/1
     ecg_ids: np.ndarray
+    patient_ids: np.ndarray
 
 
 @dataclass
@@ -59,34 +63,57 @@ def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ((x - mean[:, None]) / std[:, None]).astype(np.float32)
 
 
-def load_study_data(filtered_dir: Path, segmented_dir: Path, splits=("train", "val", "test")) -> StudyData:
+def load_standardized(
+    cache: SignalCache, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int | None = None
+) -> np.ndarray:
+    """Rows of the cache in physical units, standardized, as one float32 array filled in place: each chunk's
+    digital samples minus their baseline are cast straight into the output, then divided by the gain and
+    standardized there, so the only temporary is one chunk of int16 samples."""
+    out = np.empty((len(rows), *cache.signals.shape[1:]), np.float32)
+    chunk = chunk or max(1, min(256, len(rows) // 16))
+    for s in range(0, len(rows), chunk):
+        r = rows[s : s + chunk]
+        block = out[s : s + len(r)]
+        np.subtract(cache.signals[r], cache.baselines[r][..., None], out=block, casting="unsafe")
+        block /= cache.gains[r][..., None]
+        block -= mean[:, None]
+        block /= std[:, None]
+    return out
+
+
+def load_study_data(
+    filtered_dir: Path, segmented_dir: Path, window_s: float, splits=("train", "val", "test")
+) -> StudyData:
+    """The splits of the segment stage, with windows of `window_s` seconds (one of study.windows)."""
     filtered_dir, segmented_dir = Path(filtered_dir), Path(segmented_dir)
     table, classes = load_labels(filtered_dir)
     try:
         split = pd.read_csv(segmented_dir / "split.csv")
         std_info = json.loads((segmented_dir / "standardization.json").read_text())
-        windows = json.loads((segmented_dir / "windows.json").read_text())
+        layout = json.loads((segmented_dir / "layout.json").read_text())
         meta = json.loads((filtered_dir / "classes.json").read_text())
     except FileNotFoundError as exc:
         raise EcgCrnnError(f"{exc.filename}: not found (run the segment stage first)") from None
+    window, starts = window_layout(layout, window_s)
     cache = SignalCache.open(filtered_dir)
     mean, std = np.asarray(std_info["mean"], np.float32), np.asarray(std_info["std"], np.float32)
     loaded = {}
     for name in splits:
         rows = split.loc[split["split"] == name, "row"].to_numpy()
         loaded[name] = Split(
-            x=standardize(cache.physical(rows), mean, std),
+            x=load_standardized(cache, rows, mean, std),
             y=table.loc[rows, classes].to_numpy(np.float32),
             ecg_ids=table.loc[rows, "ecg_id"].to_numpy(),
+            patient_ids=table.loc[rows, "patient_id"].to_numpy(),
         )
     return StudyData(
         classes=classes,
         families=meta.get("families", {c: c for c in classes}),
         leads=cache.leads,
         fs=cache.fs,
-        window=int(windows["window"]),
-        stride=int(windows["stride"]),
-        eval_starts=list(windows["eval_starts"]),
+        window=window,
+        stride=int(layout["stride"]),
+        eval_starts=starts,
         mean=mean,
         std=std,
         splits=loaded,

@@ -4,12 +4,16 @@ Every fold is compared with the training folds as reference (a training fold wit
 folds), over what a model could be sensitive to: patient and recording metadata (age, sex, height,
 weight, site, device, recording year), per-lead signal statistics (amplitude, noise, baseline wander),
 heart rate, and label prevalence. Once a model exists, its predicted scores on the test fold are compared
-with those on the validation fold. Each comparison is a self-contained Evidently HTML report; a JSON
-summary (share of drifted columns, the most drifted columns with their scores) is what DVC tracks.
+with those on the validation fold. Each comparison is a self-contained Evidently HTML report. What DVC tracks
+as a metric is one figure per fold (the share of drifted columns, under `drift_share.fold_N`) and, for the
+predictions, `prediction_drift.*`; the details (the most drifted columns and their scores, which differ from
+run to run) go into a summary.json beside the HTML reports, which `dvc exp show` does not spread into columns.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import multiprocessing
 import os
 import re
@@ -252,12 +256,19 @@ def run_drift(
                 file=sys.stderr,
             )
         (tmp / "index.html").write_text(_index_html(summary))
-    write_json(summary_path, summary)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary_path, drift_metrics(summary))
     return summary
 
 
-def run_prediction_drift(predictions: Path, out_html: Path, summary_path: Path, cfg: DriftSettings) -> dict:
-    """The model's predicted scores on the test fold against those on the validation fold."""
+def drift_metrics(summary: dict) -> dict:
+    """The DVC metric: per fold, the share of its columns that drift (namespaced for `dvc exp show`)."""
+    return {"drift_share": {k: v["drift_share"] for k, v in summary.items()}}
+
+
+def run_prediction_drift(predictions: Path, out_dir: Path, metric_path: Path, cfg: DriftSettings) -> dict:
+    """The model's predicted scores on the test fold against those on the validation fold: an Evidently
+    report and summary.json in `out_dir`, and the DVC metric `prediction_drift.*` in `metric_path`."""
     try:
         npz = np.load(predictions)
     except FileNotFoundError:
@@ -266,27 +277,39 @@ def run_prediction_drift(predictions: Path, out_html: Path, summary_path: Path, 
     cols = [f"score_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for c in classes]
     ref = pd.DataFrame(npz["val_p"], columns=cols)
     cur = pd.DataFrame(npz["test_p"], columns=cols)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    result = run_report(ref, cur, cols, [], cfg, out_html)
-    summary = {
-        "reference": "validation fold",
-        "current": "test fold",
-        "method": result["method"],
-        "drift_share": round(result["drift_share"], 4),
-        "drifted_columns": result["drifted_columns"],
-        "columns": result["columns"],
-        "dataset_drift": bool(result["dataset_drift"]),
-        "most_drifted": {c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]},
-    }
-    write_json(summary_path, summary)
+    with atomic_dir(out_dir) as tmp:
+        result = run_report(ref, cur, cols, [], cfg, tmp / "index.html")
+        summary = {
+            "predictions": str(predictions),
+            "reference": "validation fold",
+            "current": "test fold",
+            "method": result["method"],
+            "drift_share": round(result["drift_share"], 4),
+            "drifted_columns": result["drifted_columns"],
+            "columns": result["columns"],
+            "dataset_drift": bool(result["dataset_drift"]),
+            "most_drifted": {c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]},
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(
+        metric_path,
+        {
+            "prediction_drift": {
+                "drift_share": summary["drift_share"],
+                "dataset_drift": summary["dataset_drift"],
+            }
+        },
+    )
     return summary
 
 
 def _index_html(summary: dict) -> str:
+    esc = html.escape  # column names come from the CSVs (class and lead names)
     rows = "".join(
-        f"<tr><td><a href='{k}.html'>{k}</a></td><td>{v['role']}</td><td>{v['records']}</td>"
+        f"<tr><td><a href='{esc(k)}.html'>{esc(k)}</a></td><td>{esc(v['role'])}</td><td>{v['records']}</td>"
         f"<td>{v['drifted_columns']}/{v['columns']}</td><td>{v['drift_share']:.2f}</td>"
-        f"<td>{'yes' if v['dataset_drift'] else 'no'}</td><td>{', '.join(list(v['most_drifted'])[:5])}</td></tr>"
+        f"<td>{'yes' if v['dataset_drift'] else 'no'}</td>"
+        f"<td>{esc(', '.join(list(v['most_drifted'])[:5]))}</td></tr>"
         for k, v in summary.items()
     )
     return (

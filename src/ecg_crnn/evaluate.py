@@ -1,8 +1,10 @@
-"""Evaluation of one trained architecture: test-fold figures with bootstrap intervals, and its cost.
+"""Evaluation of one trained model (one architecture, window and seed) and the cost of an architecture.
 
 Thresholds are tuned per class on the validation fold and only then applied to the test fold, which is
-scored once. Every figure of the headline gets a 95% percentile interval from the shared resampling
-indices, whose per-resample values are kept so that the comparison stage can pair architectures.
+scored once. The test figures are computed by one function for the point estimate (every record once) and
+for every patient resample (records weighted by how often their patient was drawn), over one fixed class
+set, so each point estimate and its resamples describe the same figure. The per-resample values are kept:
+the comparison stage pairs models resample by resample and resamples seeds on top (a hierarchical bootstrap).
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ import torch
 from .config import EvaluateSettings
 from .dataset import StudyData
 from .metrics import (
-    HEADLINE,
+    TESTED,
     auprc_per_class,
     auroc_per_class,
-    bootstrap_headline,
+    bootstrap_figures,
     f1_per_class,
     headline,
-    interval,
+    macro_auroc,
+    scored_classes,
     tune_thresholds,
+    weighted_figures,
 )
 from .models import build_model, count_macs, count_parameters
-from .train import predict_proba
+from .train import pick_device, predict_proba
 
 
 @dataclass
@@ -35,32 +39,71 @@ class Evaluation:
     metrics: dict
     thresholds: np.ndarray
     per_class: pd.DataFrame
-    bootstrap: pd.DataFrame
+    resampled: dict[str, np.ndarray]  # figure -> (resamples,)
+    resampled_class_auroc: np.ndarray  # (resamples, classes)
     val_p: np.ndarray
     test_p: np.ndarray
 
 
-def models_from_checkpoint(checkpoint: dict) -> list[torch.nn.Module]:
+def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
     cfg = checkpoint["model_settings"]
-    models = []
-    for seed in checkpoint["seeds"]:
-        model = build_model(
-            checkpoint["arch"],
-            len(checkpoint["leads"]),
-            len(checkpoint["classes"]),
-            cfg["channels"],
-            cfg["kernel_size"],
-            cfg["hidden"],
-            cfg["dropout"],
-        )
-        model.load_state_dict(seed["state_dict"])
-        models.append(model.eval())
-    return models
+    model = build_model(
+        checkpoint["arch"],
+        len(checkpoint["leads"]),
+        len(checkpoint["classes"]),
+        cfg["channels"],
+        cfg["kernel_size"],
+        cfg["hidden"],
+        cfg["dropout"],
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
 
 
-def ensemble_proba(models, x, starts, window, aggregate) -> np.ndarray:
-    """Seeds are averaged: the probability of the study's architecture, not of one lucky seed."""
-    return np.mean([predict_proba(m, x, starts, window, aggregate) for m in models], axis=0)
+def evaluate_model(
+    checkpoint: dict, data: StudyData, weights: np.ndarray, cfg: EvaluateSettings, device: str = "auto"
+) -> Evaluation:
+    dev = pick_device(device)
+    model = model_from_checkpoint(checkpoint).to(dev)
+    val, test = data.splits["val"], data.splits["test"]
+    val_p = predict_proba(model, val.x, data.eval_starts, data.window, cfg.aggregate, device=dev)
+    test_p = predict_proba(model, test.x, data.eval_starts, data.window, cfg.aggregate, device=dev)
+    thresholds = tune_thresholds(val.y, val_p)
+    scored = scored_classes(test.y)
+    point, _ = weighted_figures(test.y, test_p, thresholds, np.ones((1, len(test.y))), scored)
+    resampled, class_auroc = bootstrap_figures(test.y, test_p, thresholds, weights)
+    secondary = headline(test.y, test_p, thresholds)  # figures reported without intervals
+    metrics = {key: float(point[key][0]) for key in TESTED}
+    metrics.update(
+        {
+            "micro_auroc": secondary["micro_auroc"],
+            "macro_f1": secondary["macro_f1"],
+            "val_macro_auroc": macro_auroc(val.y, val_p),
+            "arch": checkpoint["arch"],
+            "window_s": float(checkpoint["window_s"]),
+            "seed": int(checkpoint["seed"]),
+            "best_epoch": int(checkpoint["best_epoch"]),
+            "epochs_run": int(checkpoint["epochs_run"]),
+            "val_records": int(len(val.ecg_ids)),
+            "test_records": int(len(test.ecg_ids)),
+            "test_patients": int(len(np.unique(test.patient_ids))),
+            "scored_classes": int(scored.sum()),
+            "bootstrap_resamples": int(len(weights)),
+        }
+    )
+    y = test.y.astype(bool)
+    per_class = pd.DataFrame(
+        {
+            "class": data.classes,
+            "family": [data.families.get(c, "other") for c in data.classes],
+            "test_positives": y.sum(axis=0),
+            "auroc": auroc_per_class(y, test_p),
+            "auprc": auprc_per_class(y, test_p),
+            "f1": f1_per_class(y, test_p >= thresholds),
+            "threshold": thresholds,
+        }
+    )
+    return Evaluation(metrics, thresholds, per_class, resampled, class_auroc, val_p, test_p)
 
 
 def cpu_latency_ms(model: torch.nn.Module, n_leads: int, starts: list[int], window: int, runs: int) -> float:
@@ -82,48 +125,24 @@ def cpu_latency_ms(model: torch.nn.Module, n_leads: int, starts: list[int], wind
     return float(np.median(times) * 1000)
 
 
-def evaluate_model(
-    checkpoint: dict, data: StudyData, indices: np.ndarray, cfg: EvaluateSettings
-) -> Evaluation:
-    models = models_from_checkpoint(checkpoint)
-    val, test = data.splits["val"], data.splits["test"]
-    val_p = ensemble_proba(models, val.x, data.eval_starts, data.window, cfg.aggregate)
-    test_p = ensemble_proba(models, test.x, data.eval_starts, data.window, cfg.aggregate)
-    thresholds = tune_thresholds(val.y, val_p)
-    figures = headline(test.y, test_p, thresholds)
-    boot = bootstrap_headline(test.y, test_p, thresholds, indices)
-    metrics: dict = {}
-    for key in HEADLINE:
-        lo, hi = interval(boot[key].to_numpy())
-        metrics.update({key: figures[key], f"{key}_lo": lo, f"{key}_hi": hi})
-    model = models[0]
-    per_record_windows = len(data.eval_starts)
-    seeds = checkpoint["seeds"]
-    metrics.update(
-        {
-            "params": count_parameters(model),
-            "macs_per_record": count_macs(model, data.n_leads, data.window) * per_record_windows,
-            "cpu_latency_ms": cpu_latency_ms(
-                model, data.n_leads, data.eval_starts, data.window, cfg.latency_runs
-            ),
-            "train_seconds": float(sum(s["train_seconds"] for s in seeds)),
-            "epochs_run": int(sum(s["epochs_run"] for s in seeds)),
-            "val_macro_auroc": float(np.mean([s["best_val_macro_auroc"] for s in seeds])),
-            "seeds": len(seeds),
-            "test_records": int(len(test.ecg_ids)),
-            "bootstrap_resamples": int(len(indices)),
-        }
+def architecture_cost(
+    arch: str, n_leads: int, n_classes: int, model_cfg, window: int, starts: list[int], runs: int
+) -> dict:
+    """What an architecture costs at one window length, independent of its training: parameters,
+    multiply-accumulates and CPU latency per record (all its evaluation windows)."""
+    torch.manual_seed(0)
+    model = build_model(
+        arch,
+        n_leads,
+        n_classes,
+        model_cfg.channels,
+        model_cfg.kernel_size,
+        model_cfg.hidden,
+        model_cfg.dropout,
     )
-    y = test.y.astype(bool)
-    per_class = pd.DataFrame(
-        {
-            "class": data.classes,
-            "family": [data.families.get(c, "other") for c in data.classes],
-            "test_positives": y.sum(axis=0),
-            "auroc": auroc_per_class(y, test_p),
-            "auprc": auprc_per_class(y, test_p),
-            "f1": f1_per_class(y, test_p >= thresholds),
-            "threshold": thresholds,
-        }
-    )
-    return Evaluation(metrics, thresholds, per_class, boot, val_p, test_p)
+    return {
+        "params": count_parameters(model),
+        "macs_per_record": count_macs(model, n_leads, window) * len(starts),
+        "cpu_latency_ms": cpu_latency_ms(model, n_leads, starts, window, runs),
+        "windows_per_record": len(starts),
+    }

@@ -6,6 +6,8 @@ sampling rate, standardization, window layout), and the evaluate stage's thresho
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,17 +16,23 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
-from .data.records import read_digital, to_physical
+from .data.records import gains_in_mv, read_digital, signal_problems, to_physical
 from .data.segment import eval_starts
 from .dataset import standardize
 from .errors import EcgCrnnError
-from .evaluate import ensemble_proba, models_from_checkpoint
+from .evaluate import model_from_checkpoint
 from .pipeline import load_model_file
+from .train import predict_proba
 
 
 @dataclass
 class Prediction:
     record: str
+    arch: str
+    window_s: float
+    seed: int
+    model_path: Path
+    thresholds_path: Path
     classes: list[str]
     probabilities: np.ndarray
     thresholds: np.ndarray
@@ -36,6 +44,13 @@ class Prediction:
     def as_dict(self) -> dict:
         return {
             "record": self.record,
+            "model": {
+                "arch": self.arch,
+                "window_s": self.window_s,
+                "seed": self.seed,
+                "file": str(self.model_path),
+            },
+            "thresholds": {"file": str(self.thresholds_path), "tuned_on": "validation fold"},
             "classes": {
                 c: {"probability": float(p), "threshold": float(t), "positive": bool(p >= t)}
                 for c, p, t in zip(self.classes, self.probabilities, self.thresholds, strict=True)
@@ -55,20 +70,32 @@ def load_thresholds(path: Path, classes: list[str]) -> tuple[np.ndarray, str]:
 
 
 def read_record(record: Path, checkpoint: dict) -> np.ndarray:
-    """A WFDB record as the model's standardized input (leads, samples), checked against the training data."""
+    """A WFDB record as the model's standardized input (leads, samples), checked against the training data:
+    sampling rate, lead names (reordered to the model's order), units, and leads that carry no signal."""
+    record = Path(record)
+    if record.is_dir():
+        raise EcgCrnnError(
+            f"{record}: is a directory; give a record's path without extension, e.g. "
+            f"{record / '00001_lr'} for {record / '00001_lr.hea'}"
+        )
     record = Path(str(record).removesuffix(".hea").removesuffix(".dat"))
     digital, header = read_digital(record)
+    where = f"{record}.hea"
     if header.fs != checkpoint["fs"]:
-        raise EcgCrnnError(f"{record}.hea: sampled at {header.fs:g} Hz, the model at {checkpoint['fs']:g} Hz")
+        raise EcgCrnnError(f"{where}: sampled at {header.fs:g} Hz, the model at {checkpoint['fs']:g} Hz")
     leads = [lead.upper() for lead in header.leads]
     want = [lead.upper() for lead in checkpoint["leads"]]
-    if leads != want:
-        raise EcgCrnnError(f"{record}.hea: leads {header.leads}, the model expects {checkpoint['leads']}")
+    if sorted(leads) != sorted(want):
+        raise EcgCrnnError(f"{where}: leads {list(header.leads)}, the model expects {checkpoint['leads']}")
     if header.n_samples < checkpoint["window"]:
         raise EcgCrnnError(
-            f"{record}.hea: {header.n_samples} samples, shorter than one window ({checkpoint['window']})"
+            f"{where}: {header.n_samples} samples, shorter than one window ({checkpoint['window']})"
         )
-    x = to_physical(digital, np.array(header.gains), np.array(header.baselines))
+    problems = signal_problems(digital, header.leads)
+    if problems:
+        raise EcgCrnnError(f"{where}: no prediction for a record with unusable leads: {'; '.join(problems)}")
+    order = [leads.index(lead) for lead in want]
+    x = to_physical(digital, np.array(gains_in_mv(header, where)), np.array(header.baselines))[order]
     return standardize(
         x, np.asarray(checkpoint["mean"], np.float32), np.asarray(checkpoint["std"], np.float32)
     )
@@ -80,10 +107,18 @@ def predict_record(record: Path, model_path: Path, thresholds_path: Path) -> Pre
     x = read_record(record, checkpoint)
     # Windows laid out as in evaluation, over however long this record is.
     starts = eval_starts(x.shape[1], checkpoint["window"], checkpoint["stride"])
-    p = ensemble_proba(models_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[
-        0
-    ]
-    return Prediction(str(record), checkpoint["classes"], p, thresholds)
+    p = predict_proba(model_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[0]
+    return Prediction(
+        str(record),
+        checkpoint["arch"],
+        checkpoint["window_s"],
+        checkpoint["seed"],
+        Path(model_path),
+        Path(thresholds_path),
+        checkpoint["classes"],
+        p,
+        thresholds,
+    )
 
 
 class _Probabilities(torch.nn.Module):
@@ -97,15 +132,16 @@ class _Probabilities(torch.nn.Module):
         return torch.sigmoid(self.model(windows))
 
 
-def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 1e-4) -> dict:
-    """Write the model (one seed) as ONNX and check onnxruntime's outputs against PyTorch's."""
+def export_onnx(model_path: Path, out: Path, atol: float = 1e-4) -> dict:
+    """Write the model as one self-contained ONNX file (weights inside, no companion data file) and check
+    onnxruntime's outputs against PyTorch's before it is kept; the preprocessing goes beside it as JSON."""
     import onnxruntime as ort
 
     checkpoint = load_model_file(model_path)
-    model = _Probabilities(models_from_checkpoint(checkpoint)[seed_index]).eval()
+    model = _Probabilities(model_from_checkpoint(checkpoint)).eval()
     example = torch.randn(len(checkpoint["eval_starts"]), len(checkpoint["leads"]), checkpoint["window"])
     batch = torch.export.Dim("windows", min=1, max=65536)
-    with atomic_path(out, suffix=".onnx") as tmp:
+    with atomic_path(out, suffix=".onnx") as tmp, _quiet_exporter():
         torch.onnx.export(
             model,
             (example,),
@@ -114,6 +150,7 @@ def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 
             output_names=["probabilities"],
             dynamic_shapes=({0: batch},),
             dynamo=True,
+            external_data=False,  # weights inside the file: it loads wherever it is copied
             verbose=False,
         )
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
@@ -128,6 +165,8 @@ def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 
             )
     meta = {
         "arch": checkpoint["arch"],
+        "window_s": checkpoint["window_s"],
+        "seed": checkpoint["seed"],
         "classes": checkpoint["classes"],
         "leads": checkpoint["leads"],
         "fs": checkpoint["fs"],
@@ -141,3 +180,25 @@ def export_onnx(model_path: Path, out: Path, seed_index: int = 0, atol: float = 
     with atomic_path(Path(out).with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """torch.onnx's exporter narrates every step and warns about things that do not apply to this model (it
+    is traced with fixed shapes except the batch); keep errors, drop the narration."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "torch._dynamo", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings(
+            "ignore", module=r"torch\.onnx.*|onnxscript.*|torch\._export.*|torch\.export.*"
+        )
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)

@@ -9,7 +9,6 @@ Conventions (those of scikit-learn, so figures are comparable with published one
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.stats import rankdata
 
 HEADLINE = (
@@ -97,18 +96,133 @@ def headline(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> dict[str, 
     }
 
 
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) record indices drawn with replacement; shared by every architecture so that
-    differences between architectures are paired."""
-    dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n)).astype(dtype)
+def macro_auroc(y: np.ndarray, p: np.ndarray) -> float:
+    values = auroc_per_class(y, p)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def bootstrap_headline(
-    y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, indices: np.ndarray
-) -> pd.DataFrame:
-    """Headline figures on each resample: one row per resample."""
-    return pd.DataFrame([headline(y[idx], s[idx], thresholds) for idx in indices], columns=list(HEADLINE))
+# ---- the patient bootstrap ------------------------------------------------------------------------------
+#
+# A resample draws the test fold's patients with replacement; a record then counts as often as its patient
+# was drawn. Each resample is therefore a vector of integer weights over the test records, and every figure
+# is computed as a weighted figure: exactly the figure of the resampled records (checked against
+# scikit-learn with sample weights), but vectorized over all resamples at once.
+#
+# The class set is fixed: the classes with both positives and negatives in the test fold. Resamples that
+# would lose a positive or a negative of one of them are drawn again, so the point estimate and every
+# resample average over the same classes and the interval describes the figure the point estimates.
+
+TESTED = ("macro_auroc", "macro_auprc", "micro_f1", "subset_accuracy", "hamming_loss")
+LOWER_IS_BETTER = frozenset({"hamming_loss"})
+
+
+class BootstrapError(ValueError):
+    pass
+
+
+def scored_classes(y: np.ndarray) -> np.ndarray:
+    """Mask of the classes AUROC and AUPRC are defined for: both positives and negatives present."""
+    y = np.asarray(y, bool)
+    return y.any(axis=0) & (~y).any(axis=0)
+
+
+def patient_weights(
+    patients: np.ndarray, y: np.ndarray, resamples: int, seed: int, max_draws: int = 200
+) -> np.ndarray:
+    """(resamples, records) integer weights: each test patient drawn with replacement, each record weighted
+    by its patient's count; resamples that lose every positive or every negative of a scored class are
+    redrawn (they would change the class set a macro average runs over)."""
+    y = np.asarray(y, bool)[:, scored_classes(y)]
+    _, inverse = np.unique(np.asarray(patients), return_inverse=True)
+    n_patients = inverse.max() + 1
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    have, drawn = 0, 0
+    while have < resamples:
+        batch = max(64, resamples - have)
+        draws = rng.integers(0, n_patients, size=(batch, n_patients))
+        counts = np.zeros((batch, n_patients), np.uint16)
+        np.add.at(counts, (np.arange(batch)[:, None], draws), 1)
+        w = counts[:, inverse]
+        ok = ((w @ y) > 0).all(axis=1) & ((w @ ~y) > 0).all(axis=1)
+        kept.append(w[ok])
+        have += int(ok.sum())
+        drawn += batch
+        if drawn >= max_draws * resamples and have < resamples:
+            raise BootstrapError(
+                f"only {have} of {drawn} patient resamples keep a positive and a negative of every class "
+                f"scored on the test fold; the fold is too small for a bootstrap over these classes"
+            )
+    return np.concatenate(kept)[:resamples]
+
+
+def _group_sums(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(values[:, order], starts, axis=1)
+
+
+def weighted_ranking_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and average precision (scikit-learn's AP) of one class under each row of weights w (B, N).
+
+    Scores are sorted once; within each run of tied scores the weights of positives and negatives are
+    summed, so ties count half for AUROC and as one threshold for AP, as scikit-learn does."""
+    y = np.asarray(y, bool)
+    order = np.argsort(s, kind="mergesort")
+    s_sorted = s[order]
+    starts = np.r_[0, np.flatnonzero(s_sorted[1:] != s_sorted[:-1]) + 1]
+    wf = w.astype(np.float64)
+    pos = _group_sums(wf * y, order, starts)  # (B, G): ascending scores
+    neg = _group_sums(wf * ~y, order, starts)
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auroc = (pos * (below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+        tp = np.cumsum(pos[:, ::-1], axis=1)  # descending thresholds
+        fp = np.cumsum(neg[:, ::-1], axis=1)
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
+        ap = (pos[:, ::-1] * precision).sum(axis=1) / n_pos
+    return auroc, ap
+
+
+def weighted_figures(
+    y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, w: np.ndarray, scored: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The tested figures under each row of weights w (B, N), and the per-class AUROC (B, classes; NaN for
+    classes outside `scored`). Macro AUROC/AUPRC average over the `scored` classes; the thresholded figures
+    (F1, subset accuracy, Hamming loss) over every class."""
+    y = np.asarray(y, bool)
+    w = np.atleast_2d(w)
+    n_classes = y.shape[1]
+    auroc = np.full((len(w), n_classes), np.nan)
+    auprc = np.full((len(w), n_classes), np.nan)
+    for c in np.flatnonzero(scored):
+        auroc[:, c], auprc[:, c] = weighted_ranking_metrics(y[:, c], s[:, c], w)
+    pred = s >= thresholds
+    wf = w.astype(np.float64)
+    tp = (wf @ (y & pred)).sum(axis=1)
+    fp = (wf @ (~y & pred)).sum(axis=1)
+    fn = (wf @ (y & ~pred)).sum(axis=1)
+    total = wf.sum(axis=1)
+    figures = {
+        "macro_auroc": auroc[:, scored].mean(axis=1),
+        "macro_auprc": auprc[:, scored].mean(axis=1),
+        "micro_f1": np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0),
+        "subset_accuracy": (wf @ (pred == y).all(axis=1)) / total,
+        "hamming_loss": (wf @ (pred != y).sum(axis=1)) / (total * n_classes),
+    }
+    return figures, auroc
+
+
+def bootstrap_figures(
+    y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, weights: np.ndarray, chunk: int = 250
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """weighted_figures over all resamples, in chunks that bound memory."""
+    scored = scored_classes(y)
+    parts = [
+        weighted_figures(y, s, thresholds, weights[i : i + chunk], scored)
+        for i in range(0, len(weights), chunk)
+    ]
+    figures = {k: np.concatenate([p[0][k] for p in parts]) for k in TESTED}
+    return figures, np.concatenate([p[1] for p in parts])
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -78,6 +78,32 @@ class FrontEnd(nn.Module):
         return self.net(x)
 
 
+_BF16_RNN: dict[tuple[str, str], bool] = {}
+
+
+def rnn_runs_in_bf16(device: torch.device, kind: str = "lstm") -> bool:
+    """Whether this device's recurrent kernels (cuDNN on CUDA) run forward and backward in bfloat16.
+
+    Probed once per device and kind with a tiny layer; where they do not, the recurrent part runs in
+    float32 inside the autocast region instead of failing or silently falling back to a slow path."""
+    key = (str(device), kind)
+    if key not in _BF16_RNN:
+        cls = nn.LSTM if kind == "lstm" else nn.GRU
+        # The probe draws random numbers; fork the RNGs so that it consumes none of the run's (a resumed run
+        # probes at another point than an uninterrupted one, and must still see the same dropout masks).
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            try:
+                layer = cls(8, 8, batch_first=True).to(device)
+                x = torch.randn(2, 4, 8, device=device, requires_grad=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    out, _ = layer(x)
+                out.float().sum().backward()
+                _BF16_RNN[key] = out.dtype == torch.bfloat16
+            except RuntimeError:
+                _BF16_RNN[key] = False
+    return _BF16_RNN[key]
+
+
 class CRNN(nn.Module):
     def __init__(
         self,
@@ -93,26 +119,36 @@ class CRNN(nn.Module):
         self.arch = arch
         self.front = FrontEnd(n_leads, channels, kernel_size)
         features = self.front.out_channels
-        self.rnn: nn.Module | None = None
+        # One single-layer module per recurrent layer, with nn.Dropout between them: the same model as
+        # `num_layers=N, dropout=p`, but the dropout masks come from torch's RNG (which checkpoints save
+        # and restore) instead of cuDNN's internal dropout state, so a resumed GPU run continues exactly.
+        self.rnn = nn.ModuleList()
         if arch.rnn is not None:
             cls = nn.LSTM if arch.rnn == "lstm" else nn.GRU
-            self.rnn = cls(
-                features,
-                hidden,
-                num_layers=arch.layers,
-                batch_first=True,
-                bidirectional=arch.bidirectional,
-                dropout=dropout if arch.layers > 1 else 0.0,
-            )
-            features = hidden * (2 if arch.bidirectional else 1)
+            for _ in range(arch.layers):
+                self.rnn.append(cls(features, hidden, batch_first=True, bidirectional=arch.bidirectional))
+                features = hidden * (2 if arch.bidirectional else 1)
+        self.rnn_dropout = nn.Dropout(dropout)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * features, n_classes)
+
+    def _recur(self, h: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.rnn):
+            if i:
+                h = self.rnn_dropout(h)
+            h, _ = layer(h)
+        return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, leads, T) standardized signal -> (B, classes) logits."""
         h = self.front(x).transpose(1, 2)  # (B, T', C)
-        if self.rnn is not None:
-            h, _ = self.rnn(h)
+        if len(self.rnn):
+            kind = self.arch.rnn or "lstm"
+            if torch.is_autocast_enabled(h.device.type) and not rnn_runs_in_bf16(h.device, kind):
+                with torch.autocast(h.device.type, enabled=False):
+                    h = self._recur(h.float())
+            else:
+                h = self._recur(h)
         pooled = torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
         return self.classifier(self.dropout(pooled))
 

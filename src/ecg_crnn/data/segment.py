@@ -3,7 +3,8 @@
 Outputs (one directory, swapped in atomically):
   split.csv               row (into the filter stage's cache), ecg_id, strat_fold, split (train/val/test)
   standardization.json    per-lead mean and std in physical units, from the training folds alone
-  windows.json            window and stride in samples, and the evaluation windows' start offsets
+  layout.json             sampling rate, record length and the evaluation windows' stride in samples; each
+                          run's window length comes from study.windows (see `window_layout`)
 The signals themselves stay in the filter stage's cache: segmentation is a layout, not a copy.
 """
 
@@ -40,6 +41,19 @@ def eval_starts(n_samples: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def window_layout(layout: dict, window_s: float) -> tuple[int, list[int]]:
+    """(window in samples, evaluation window starts) of a `window_s`-second window over the records that
+    layout.json describes; a window as long as the record is scored once."""
+    window = round(window_s * layout["fs"])
+    if window < 1:
+        raise EcgCrnnError(f"window {window_s:g} s: under one sample at {layout['fs']:g} Hz")
+    if window > layout["record_samples"]:
+        raise EcgCrnnError(
+            f"window {window_s:g} s: longer than the records ({layout['record_samples'] / layout['fs']:g} s)"
+        )
+    return window, eval_starts(layout["record_samples"], window, layout["stride"])
+
+
 def fit_standardization(
     cache: SignalCache, rows: np.ndarray, chunk: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +75,7 @@ def run_segment(filtered_dir: Path, out_dir: Path, cfg: SegmentSettings) -> dict
     table, _ = load_labels(filtered_dir)
     cache = SignalCache.open(filtered_dir)
     n_samples = cache.signals.shape[2]
-    window, stride = round(cfg.window_s * cache.fs), round(cfg.stride_s * cache.fs)
-    if window > n_samples:
-        raise EcgCrnnError(
-            f"segment.window_s: {cfg.window_s} s is longer than the records ({n_samples / cache.fs:g} s)"
-        )
+    stride = round(cfg.stride_s * cache.fs)
     if stride < 1:
         raise EcgCrnnError(f"segment.stride_s: {cfg.stride_s} s is under one sample at {cache.fs:g} Hz")
     split = assign_split(table["strat_fold"], cfg)
@@ -77,13 +87,7 @@ def run_segment(filtered_dir: Path, out_dir: Path, cfg: SegmentSettings) -> dict
         )
     train_rows = np.flatnonzero((split == "train").to_numpy())
     mean, std = fit_standardization(cache, train_rows)
-    layout = {
-        "fs": cache.fs,
-        "window": window,
-        "stride": stride,
-        "record_samples": n_samples,
-        "eval_starts": eval_starts(n_samples, window, stride),
-    }
+    layout = {"fs": cache.fs, "record_samples": n_samples, "stride": stride}
     standardization = {
         "leads": cache.leads,
         "mean": mean.tolist(),
@@ -103,10 +107,10 @@ def run_segment(filtered_dir: Path, out_dir: Path, cfg: SegmentSettings) -> dict
     with atomic_dir(out_dir) as tmp:
         out.to_csv(tmp / "split.csv", index=False)
         (tmp / "standardization.json").write_text(json.dumps(standardization, indent=2) + "\n")
-        (tmp / "windows.json").write_text(json.dumps(layout, indent=2) + "\n")
+        (tmp / "layout.json").write_text(json.dumps(layout, indent=2) + "\n")
     print(
         f"segment: train {counts['train']:,}, val {counts['val']:,}, test {counts['test']:,} records; "
-        f"window {window} samples, stride {stride}, {len(layout['eval_starts'])} eval windows",
+        f"{n_samples} samples per record, evaluation stride {stride}",
         file=sys.stderr,
     )
     return {"counts": counts, **layout}

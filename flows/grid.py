@@ -1,0 +1,317 @@
+"""Prefect: the study's grid (architecture x window x seed) trained and evaluated on a work pool's workers.
+
+  ecg-crnn-grid       the coordinator, in your checkout: reproduces the data stages and pushes them to the DVC
+                      remote, snapshots the workspace as a git ref, submits one `ecg-crnn-grid-run` per model
+                      that is not up to date, watches them (a run whose heartbeats stop is crashed and its stage
+                      resubmitted), then `dvc repro --pull`: every stage a worker ran is restored from DVC's
+                      run-cache instead of re-run, and the rest (cost, drift, compare) runs here. `dvc status` is
+                      then clean and `dvc exp show` shows the grid, exactly as after a local `dvc repro`.
+  ecg-crnn-grid-run   one model on one worker: a fresh checkout of the snapshot (the DVC cache shared by the
+                      worker's runs), `dvc repro --pull evaluate@ARCH-WINDOW-SEED` (its train stage included),
+                      then `dvc push` of the outputs and `dvc push --run-cache`. Epochs show in its logs and as a
+                      progress bar in the UI. With grid.resume_root on a shared disk, a stage retried on another
+                      worker resumes its checkpoint.
+
+The store between machines is the DVC remote (S3 or any other); the workers need its credentials in their
+environment. Local `dvc repro` stays the embedded default and gives the same outputs.
+
+  python flows/grid.py --deploy              create the pool's deployment (once)
+  prefect worker start --pool ecg-crnn --limit 1      on each GPU machine
+  python flows/grid.py                       run the grid; watch it in the Prefect UI
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+
+from ecg_crnn.config import load_params
+from ecg_crnn.errors import EcgCrnnError
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_DEPLOYMENT = "ecg-crnn-grid-run/ecg-crnn-grid-run"
+EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
+TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+# ---- the worker's side ----------------------------------------------------------------------------------
+
+
+def _checkout(git_url: str, ref: str, commit: str, where: Path) -> None:
+    """A checkout of exactly the coordinator's snapshot."""
+    where.mkdir(parents=True)
+    _run(["git", "init", "-q"], where)
+    _run(["git", "fetch", "-q", git_url, ref], where)
+    _run(["git", "checkout", "-q", "--detach", "FETCH_HEAD"], where)
+    got = _run(["git", "rev-parse", "HEAD"], where).strip()
+    if got != commit:
+        raise EcgCrnnError(f"{git_url} {ref} is {got}, not the snapshot {commit}")
+
+
+@flow(name="ecg-crnn-grid-run", log_prints=True)
+def grid_run_flow(git_url: str, ref: str, commit: str, stage: str, workdir: str, resume_root: str | None = None) -> dict:
+    """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    root = Path(workdir).expanduser()
+    checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
+    _checkout(git_url, ref, commit, checkout)
+    # One DVC cache for all of this worker's runs: the data stages' outputs are pulled once, then linked.
+    _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
+    _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if resume_root:
+        env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
+    train_stage = "train@" + stage.split("@", 1)[1]
+    progress = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        ["dvc", "repro", "--pull", stage], cwd=checkout, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    resumed, tail = False, []
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = (tail + [line])[-40:]
+        if not line:
+            continue
+        logger.info(line)
+        resumed = resumed or "resuming after epoch" in line
+        m = EPOCH.search(line)
+        if m:
+            update_progress_artifact(progress, progress=100.0 * int(m.group(3)) / int(m.group(4)))
+    if proc.wait() != 0:
+        raise EcgCrnnError(f"dvc repro --pull {stage} failed ({proc.returncode}):\n" + "\n".join(tail))
+    # Outputs first, then the run-cache entry that names them: the coordinator never finds an entry whose
+    # outputs are not in the remote.
+    _run(["dvc", "push", train_stage, stage], checkout)
+    _run(["dvc", "push", "--run-cache", train_stage, stage], checkout)
+    update_progress_artifact(progress, progress=100.0)
+    shutil.rmtree(checkout, ignore_errors=True)
+    seconds = time.monotonic() - t0
+    print(f"{stage}: reproduced and pushed in {seconds:.0f} s{' (resumed a checkpoint)' if resumed else ''}")
+    return {"stage": stage, "seconds": seconds, "resumed": resumed}
+
+
+# ---- the coordinator ------------------------------------------------------------------------------------
+
+
+def snapshot(repo: Path, git_remote: str | None) -> tuple[str, str, str]:
+    """(git URL, ref, commit) of the workspace as it is (dvc.lock included), committed to a ref of its own
+    through a temporary index: HEAD, the branch and the index are left as they were."""
+    ref = f"refs/ecg-crnn/grid/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    index = repo / ".git" / f"ecg-crnn-grid-{uuid.uuid4().hex}.index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    try:
+        _run(["git", "read-tree", "HEAD"], repo, env)
+        _run(["git", "add", "-A"], repo, env)
+        tree = _run(["git", "write-tree"], repo, env).strip()
+    finally:
+        index.unlink(missing_ok=True)
+    ident = {"GIT_AUTHOR_NAME": "ecg-crnn grid", "GIT_AUTHOR_EMAIL": "grid@ecg-crnn",
+             "GIT_COMMITTER_NAME": "ecg-crnn grid", "GIT_COMMITTER_EMAIL": "grid@ecg-crnn"}
+    commit = _run(["git", "commit-tree", tree, "-p", "HEAD", "-m", "ecg-crnn grid snapshot"], repo,
+                  {**os.environ, **ident}).strip()
+    _run(["git", "update-ref", ref, commit], repo)
+    if git_remote:
+        _run(["git", "push", "-q", git_remote, f"{commit}:{ref}"], repo)
+        url = _run(["git", "remote", "get-url", git_remote], repo).strip() if "://" not in git_remote else git_remote
+    else:
+        url = repo.as_uri()
+    return url, ref, commit
+
+
+def grid_stages(repo: Path) -> list[str]:
+    """The evaluate stages (each with its train stage) that are not up to date, in dvc.yaml's order."""
+    changed = json.loads(_run(["dvc", "status", "--json"], repo) or "{}")
+    names = _run(["dvc", "stage", "list", "--name-only"], repo).split()
+    pending = {n for n in changed}
+    return [n for n in names if n.startswith("evaluate@") and (n in pending or "train@" + n[9:] in pending)]
+
+
+def _last_heartbeat(client, run) -> datetime | None:
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    since = run.start_time or (datetime.now(UTC) - timedelta(days=1))
+    page = client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since),
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"]),
+        ),
+        limit=1,
+    )
+    return page.events[0].occurred if page.events else None
+
+
+def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
+    """Wait for every stage's run; crashed, failed or silent runs are resubmitted up to grid.retries times."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    runs = {s: submit(s) for s in stages}
+    attempts = dict.fromkeys(stages, 1)
+    submitted = {s: time.monotonic() for s in stages}
+    bar = create_progress_artifact(progress=0.0, description=f"grid: {len(stages)} models on the pool")
+    with get_client(sync_client=True) as client:
+        while True:
+            states, done = {}, 0
+            for stage, run_id in runs.items():
+                run = client.read_flow_run(run_id)
+                state = run.state.type.value if run.state else "PENDING"
+                if state == "RUNNING":
+                    beat = _last_heartbeat(client, run) or run.start_time
+                    silent = (datetime.now(UTC) - beat).total_seconds() if beat else 0
+                    if silent > cfg.stale_after_s:
+                        client.set_flow_run_state(
+                            run_id, Crashed(message=f"no heartbeat for {silent:.0f} s: its worker is gone"), force=True
+                        )
+                        state = "CRASHED"
+                if state in ("FAILED", "CRASHED", "CANCELLED"):
+                    if attempts[stage] > cfg.retries:
+                        raise EcgCrnnError(
+                            f"grid: {stage} ended {state} {attempts[stage]} times; last: "
+                            f"{run.state.message if run.state else ''} (see its run in the Prefect UI)"
+                        )
+                    logger.warning(f"{stage}: run {state.lower()} ({run.state.message if run.state else ''}); resubmitted")
+                    runs[stage], submitted[stage] = submit(stage), time.monotonic()
+                    attempts[stage] += 1
+                    state = "SCHEDULED"
+                elif state in ("SCHEDULED", "PENDING") and time.monotonic() - submitted[stage] > cfg.worker_timeout_s:
+                    raise EcgCrnnError(
+                        f"grid: no worker of work pool {cfg.work_pool!r} picked up {stage} within "
+                        f"{cfg.worker_timeout_s} s (grid.worker_timeout_s); start one with "
+                        f"`prefect worker start --pool {cfg.work_pool} --limit 1`"
+                    )
+                done += state == "COMPLETED"
+                states[stage] = state
+            update_progress_artifact(bar, progress=100.0 * done / max(1, len(stages)))
+            if done == len(stages):
+                return attempts
+            running = [s for s, v in states.items() if v == "RUNNING"]
+            logger.info(f"{done}/{len(stages)} models done; running: {', '.join(running) or 'none'}")
+            time.sleep(3)
+
+
+@flow(name="ecg-crnn-grid", log_prints=True)
+def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | None = None) -> dict:
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    repo_path = Path(repo).resolve()
+    cfg = load_params(repo_path / params_path).grid
+    if not _run(["dvc", "remote", "list"], repo_path).strip():
+        raise EcgCrnnError(
+            "grid: the workers share their results through a DVC remote, and none is configured "
+            "(`dvc remote add -d store s3://bucket/prefix`; see the README)"
+        )
+    # 1. The data the models need, reproduced here and pushed for the workers.
+    _run(["dvc", "repro", "bootstrap"], repo_path)
+    _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path)
+    stages = grid_stages(repo_path)
+    logger.info(f"{len(stages)} models to train and evaluate on work pool {cfg.work_pool!r}")
+    attempts: dict[str, int] = {}
+    if stages:
+        url, ref, commit = snapshot(repo_path, cfg.git_remote)
+        logger.info(f"snapshot {commit[:12]} at {ref}")
+        work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
+
+        def submit(stage: str):
+            params = {"git_url": url, "ref": ref, "commit": commit, "stage": stage, "workdir": work,
+                      "resume_root": cfg.resume_root}
+            return run_deployment(RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False,
+                                  flow_run_name=stage).id
+
+        attempts = watch(submit, stages, cfg, logger)
+    # 2. Everything the workers ran comes back through the run-cache; cost, drift and compare run here.
+    out = _run(["dvc", "repro", "--pull"], repo_path)
+    rerun = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage 'train@")]
+    if rerun:
+        logger.warning(f"not found in the run-cache, so trained here: {', '.join(rerun)}")
+    _run(["dvc", "push"], repo_path)
+    status = _run(["dvc", "status"], repo_path).strip()
+    retried = {s: n - 1 for s, n in attempts.items() if n > 1}
+    create_markdown_artifact(
+        key="grid-summary",
+        description="The study's grid on the work pool",
+        markdown="\n".join(
+            [
+                "# ecg-crnn grid",
+                "",
+                f"{len(stages)} models trained and evaluated on work pool `{cfg.work_pool}`, restored here from "
+                "DVC's run-cache; cost, drift and the comparison report ran here.",
+                "",
+                f"Resubmitted after a crash or failure: {', '.join(f'{s} ({n}x)' for s, n in retried.items()) or 'none'}.",
+                f"Trained here (missing from the run-cache): {', '.join(rerun) or 'none'}.",
+                f"`dvc status`: {status}",
+            ]
+        ),
+    )
+    return {"stages": stages, "retried": retried, "trained_here": rerun, "status": status}
+
+
+def deploy(params_path: str) -> None:
+    """Create the work pool (process type) if needed and register the per-model flow on it."""
+    cfg = load_params(params_path).grid
+    subprocess.run(
+        ["prefect", "work-pool", "create", cfg.work_pool, "--type", "process", "--overwrite"],
+        check=True,
+        capture_output=True,
+    )
+    source = cfg.git_remote or str(REPO)
+    grid_run_flow.from_source(source=source, entrypoint="flows/grid.py:grid_run_flow").deploy(
+        name="ecg-crnn-grid-run",
+        work_pool_name=cfg.work_pool,
+        job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(cfg.heartbeat_s)}},
+        print_next_steps=False,
+    )
+    print(
+        f"deployed {RUN_DEPLOYMENT} on work pool {cfg.work_pool!r}; start workers with "
+        f"`prefect worker start --pool {cfg.work_pool} --limit 1` (one per GPU)"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="The study's grid on a Prefect work pool")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--repo", default=".")
+    parser.add_argument("--workdir", help="where workers keep checkouts and their DVC cache (default ~/.cache/ecg-crnn/grid)")
+    parser.add_argument("--deploy", action="store_true", help="register the per-model flow on the work pool and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.deploy:
+            deploy(args.params)
+            return 0
+        result = grid_flow(args.repo, args.params, args.workdir)
+    except EcgCrnnError as exc:
+        print(f"grid: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"grid: {len(result['stages'])} models on the pool, {len(result['retried'])} resubmitted, "
+        f"{len(result['trained_here'])} trained here; dvc status: {result['status']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

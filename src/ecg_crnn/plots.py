@@ -1,0 +1,261 @@
+"""The study's figures. One colour per recurrent type everywhere (the search's plot uses the same ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from .compare import PRIMARY, Study  # noqa: E402
+
+TYPES = ("none", "lstm", "gru", "bilstm", "bigru")
+LABELS = {"none": "CNN only", "lstm": "LSTM", "gru": "GRU", "bilstm": "BiLSTM", "bigru": "BiGRU"}
+COLORS = {"none": "#444444", "lstm": "#1f77b4", "gru": "#2ca02c", "bilstm": "#d62728", "bigru": "#9467bd"}
+WINDOW_STYLES = ("-", "--", ":", "-.")
+
+
+def thousands(value: float, _pos=None) -> str:
+    """16000 -> 16k, 1.2e6 -> 1.2M: tick labels a reader takes in at a glance."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.0f}"
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _errorbar(st: Study, models, figure: str = PRIMARY):
+    pts = np.array([m.point(figure) for m in models])
+    ci = np.array([st.interval(m, figure) for m in models]).reshape(-1, 2)
+    return pts, np.vstack([pts - ci[:, 0], ci[:, 1] - pts])
+
+
+def plot_depth(st: Study, path: Path) -> None:
+    """Test macro-AUROC against recurrent depth, per type, one panel per window."""
+    windows = st.windows
+    fig, axes = plt.subplots(1, len(windows), figsize=(5.2 * len(windows), 4.2), sharey=True, squeeze=False)
+    for ax, w in zip(axes[0], windows, strict=True):
+        cnn = st.models.get(("cnn", w))
+        for i, kind in enumerate(TYPES[1:]):
+            stack = sorted(
+                (m for k, m in st.models.items() if k[1] == w and m.type == kind), key=lambda m: m.depth
+            )
+            if not stack:
+                continue
+            line = ([cnn] if cnn else []) + stack
+            pts, err = _errorbar(st, line)
+            x = np.array([m.depth for m in line]) + 0.04 * (i - 1.5)
+            ax.errorbar(x, pts, yerr=err, marker="o", capsize=3, color=COLORS[kind], label=LABELS[kind])
+        if cnn is not None:
+            pts, err = _errorbar(st, [cnn])
+            ax.errorbar([0], pts, yerr=err, marker="s", color=COLORS["none"], capsize=3, label=LABELS["none"])
+        ax.set_xticks([0, 1, 2, 3])
+        ax.set_xlabel("recurrent layers (0 = CNN with pooling only)")
+        ax.set_title(f"{w:g} s windows")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test macro-AUROC, mean of seeds (95% CI)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("How much temporal modeling is enough?")
+    _save(fig, path)
+
+
+def plot_context(st: Study, path: Path) -> None:
+    """The value of recurrence (best recurrent model minus the CNN, chosen on validation) per label family
+    and overall, at each window: does it grow with context?"""
+    fams = st.family_order
+    windows = [w for w in st.windows if w in st.best_recurrent and ("cnn", w) in st.models]
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * (len(fams) + 1) * max(1, len(windows))), 4.2))
+    width = 0.8 / max(1, len(windows))
+    groups = ["all classes (macro-AUROC)", *fams]
+    for j, w in enumerate(windows):
+        vals, errs = [], []
+        t = st.by_name.get(f"recurrence/{w:g}/{PRIMARY}")
+        vals.append(t.difference if t else np.nan)
+        errs.append((t.difference - t.lo, t.hi - t.difference) if t else (0, 0))
+        for f in fams:
+            t = st.by_name[f"family/{w:g}/{f}"]
+            vals.append(t.difference)
+            errs.append((t.difference - t.lo, t.hi - t.difference))
+        x = np.arange(len(groups)) + (j - (len(windows) - 1) / 2) * width
+        ax.bar(x, vals, width, yerr=np.array(errs).T, capsize=3, label=f"{w:g} s", alpha=0.85)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("AUROC gain of recurrence over the CNN\n(mean per class; 95% CI)")
+    ax.set_title("Value of recurrence by label family and window length")
+    ax.legend(title="window")
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
+
+
+def plot_frontier(st: Study, path: Path) -> None:
+    """Parameters against test macro-AUROC; the trade-off frontier when it has more than one point."""
+    from .compare import PRIMARY as FIG
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    models = list(st.models.values())
+    params = np.array([m.cost.get("params", np.nan) for m in models], float)
+    for j, w in enumerate(st.windows):
+        sel = [m for m in models if m.window == w]
+        pts, err = _errorbar(st, sel, FIG)
+        ax.errorbar(
+            [m.cost.get("params", np.nan) for m in sel],
+            pts,
+            yerr=err,
+            fmt="os^D"[j % 4],
+            alpha=0.7,
+            capsize=2,
+            color=f"C{j}",
+            label=f"{w:g} s windows",
+        )
+        for m, p in zip(sel, pts, strict=True):
+            ax.annotate(
+                m.arch.replace("cnn_", "") if m.arch != "cnn" else "cnn",
+                (m.cost.get("params", np.nan), p),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    score = np.array([m.point(FIG) for m in models])
+    front = pareto_front(params, score)
+    if len(front) > 1:
+        ax.plot(params[front], score[front], "k--", lw=1, label="trade-off frontier")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test macro-AUROC (95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def pareto_front(params: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Indices of the models that no smaller-or-equal model beats, ordered by size."""
+    order = np.argsort(params, kind="mergesort")
+    front, best = [], -np.inf
+    for i in order:
+        if np.isfinite(params[i]) and score[i] > best:
+            front.append(i)
+            best = score[i]
+    return np.array(front, int)
+
+
+def plot_heatmap(st: Study, path: Path) -> None:
+    """Per-class test AUROC (mean of seeds) of every model; classes without test positives are hatched."""
+    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.type))
+    first = models[0].per_class
+    classes = list(first["class"])
+    values = np.array([m.per_class["auroc"].to_numpy(float) for m in models])
+    missing = first["test_positives"].to_numpy() == 0
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(classes) + 2.5), max(4, 0.32 * len(models) + 1.8)))
+    finite = values[np.isfinite(values)]
+    vmin = float(min(0.5, finite.min())) if finite.size else 0.0
+    im = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis", vmin=vmin, vmax=1.0)
+    for j in np.flatnonzero(missing):
+        ax.add_patch(
+            plt.Rectangle((j - 0.5, -0.5), 1, len(models), fill=False, hatch="///", color="0.6", lw=0)
+        )
+    ax.set_xticks(
+        range(len(classes)),
+        [f"{c}\n({f})" for c, f in zip(classes, first["family"], strict=True)],
+        rotation=90,
+        fontsize=7,
+    )
+    ax.set_yticks(range(len(models)), [m.name for m in models], fontsize=7)
+    fig.colorbar(im, ax=ax, label="test AUROC (mean of seeds)")
+    if missing.any():
+        ax.legend(
+            handles=[
+                Patch(facecolor="white", edgecolor="0.6", hatch="///", label="no positive in the test fold")
+            ],
+            loc="upper left",
+            bbox_to_anchor=(0, -0.25),
+            fontsize=8,
+            frameon=False,
+        )
+    ax.set_title("Per-class AUROC")
+    _save(fig, path)
+
+
+def plot_roc(st: Study, path: Path) -> None:
+    """Micro-averaged ROC of the best model, the reference and the CNN at each window (first seed)."""
+    fig, ax = plt.subplots(figsize=(6.2, 5.6))
+    shown = []
+    for w in st.windows:
+        for key in (st.best_per_window[w], (st.params.study.reference, w), ("cnn", w)):
+            if key in st.models and key not in shown:
+                shown.append(key)
+    for key in shown:
+        m = st.models[key]
+        seed = m.seeds[0]
+        fpr, tpr, _ = roc_curve(m.test_y.ravel(), m.test_p[seed].ravel())
+        style = WINDOW_STYLES[st.windows.index(m.window) % len(WINDOW_STYLES)]
+        ax.plot(fpr, tpr, style, lw=1.2, color=COLORS[m.type], label=f"{m.name} (seed {seed})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("Micro-averaged ROC, test fold")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_schedule(st: Study, path: Path) -> None:
+    """Left: the learning rate every run followed. Right: per model, where each seed's best validation
+    epoch and its last epoch fell within the budget."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, max(4, 0.25 * len(st.models) + 1.5)))
+    cfg = st.params.train
+    warm, cool = round(cfg.warmup * cfg.epochs), max(1, round(cfg.cooldown * cfg.epochs))
+    t = np.linspace(0, cfg.epochs, 400)
+    decay = cfg.epochs - cool
+    lr = np.where(
+        t < warm,
+        cfg.lr * t / max(warm, 1e-9),
+        np.where(t < decay, cfg.lr, cfg.lr * 0.5 * (1 + np.cos(np.pi * np.clip((t - decay) / cool, 0, 1)))),
+    )
+    a1.plot(t, lr, "k-", lw=1.5, label="the budget's schedule")
+    for m in st.models.values():
+        for h in m.histories.values():
+            a1.plot(h["epoch"], h["lr"], ".", color=COLORS[m.type], alpha=0.5, ms=4)
+    a1.plot([], [], ".", color="0.4", label="each run, end of each epoch (early cool-downs start sooner)")
+    a1.legend(fontsize=8)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("learning rate")
+    a1.set_title("Schedule: warm-up, constant, cosine cool-down")
+    a1.grid(alpha=0.3)
+    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.type))
+    for i, m in enumerate(models):
+        for j, h in enumerate(m.histories.values()):
+            best = int(h.loc[h["val_macro_auroc"].idxmax(), "epoch"]) if len(h) else 0
+            y = i + 0.15 * (j - 1)
+            a2.plot([1, len(h)], [y, y], color=COLORS[m.type], lw=1, alpha=0.5)
+            a2.plot(best, y, "o", color=COLORS[m.type], ms=4)
+            a2.plot(len(h), y, "|", color="k", ms=6)
+    a2.axvline(st.params.train.epochs, color="0.5", ls=":", lw=1)
+    a2.set_yticks(range(len(models)), [m.name for m in models], fontsize=7)
+    a2.set_xlabel("epoch (o best validation epoch, | last epoch; dotted: the budget)")
+    a2.set_title("Where each seed stopped")
+    a2.grid(alpha=0.3, axis="x")
+    _save(fig, path)
+
+
+PLOTS = {
+    "depth": plot_depth,
+    "context": plot_context,
+    "frontier": plot_frontier,
+    "per_class_auroc": plot_heatmap,
+    "roc": plot_roc,
+    "schedule": plot_schedule,
+}

@@ -1,0 +1,153 @@
+"""The study's grid on a Prefect work pool, as issue-free as a local `dvc repro`: a real Prefect server on
+127.0.0.1, a real S3-compatible server as the DVC remote, two process workers, one of them killed (with its
+training process) mid-training. The stage is resubmitted, resumes its shared checkpoint on the other worker, and
+the coordinator restores every stage from DVC's run-cache: the same files as the local run, and a clean status."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+
+from .conftest import (
+    GRID,
+    REPO,
+    S3_KEY,
+    S3_SECRET,
+    VENV_BIN,
+    lock_hashes,
+    make_project,
+    run,
+    set_all,
+    set_params,
+    stop_group,
+)
+
+# Wall-clock measurements: the one kind of output two runs cannot share.
+TIMING = ("timing.json", "cost.json")
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (a process worker runs each flow run in a session of its own)."""
+    parent = psutil.Process(pid)
+    for proc in [*parent.children(recursive=True), parent]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+
+
+def _training_worker(workers: list[subprocess.Popen]) -> subprocess.Popen | None:
+    """The worker whose process tree is running `ecg-crnn train` right now."""
+    by_pid = {w.pid: w for w in workers}
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "ecg-crnn" in cmd and " train " in cmd:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for parent in proc.parents():
+                    if parent.pid in by_pid:
+                        return by_pid[parent.pid]
+    return None
+
+
+def _logs_of(stage: str, env: dict) -> list[str]:
+    """Every log line of every flow run named after `stage` (the first attempt and its resubmissions)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[stage])))
+        return [
+            log.message
+            for r in runs
+            for log in client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id])), limit=200
+            )
+        ]
+
+
+@pytest.mark.slow
+def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
+    prefect_server, s3, synthetic_dir, local_grid, tmp_path
+):
+    local, local_hashes = local_grid
+    pool = make_project(tmp_path / "pool")
+    set_params(pool, download__source=str(synthetic_dir))
+    set_all(
+        pool,
+        {
+            **GRID,
+            "grid.work_pool": "grid-test",
+            "grid.resume_root": str(tmp_path / "shared-resume"),
+            "grid.stale_after_s": 70,
+            "grid.worker_timeout_s": 300,
+        },
+    )
+    s3.client().create_bucket(Bucket="dvc")
+    run(["dvc", "remote", "add", "-d", "store", "s3://dvc/ecg-crnn"], pool)
+    run(["dvc", "remote", "modify", "store", "endpointurl", s3.endpoint], pool)
+    run(["git", "add", "-A"], pool)
+    run(["git", "commit", "-qm", "the grid, with an S3 remote"], pool)
+    env = {
+        **prefect_server,
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": os.environ["PATH"],
+    }
+    flow = [sys.executable, str(REPO / "flows" / "grid.py"), "--params", str(pool / "params.yaml")]
+    deployed = subprocess.run([*flow, "--deploy"], cwd=pool, env=env, capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stderr
+    workers = [
+        subprocess.Popen(
+            [os.path.join(VENV_BIN, "prefect"), "worker", "start", "--pool", "grid-test", "--limit", "1"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        coordinator = subprocess.Popen(
+            [*flow, "--repo", str(pool), "--workdir", str(tmp_path / "work")],
+            cwd=pool,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        killed, deadline = None, time.monotonic() + 400
+        while killed is None and time.monotonic() < deadline and coordinator.poll() is None:
+            checkpoints = list((tmp_path / "shared-resume").rglob("checkpoint.pt"))
+            worker = _training_worker(workers) if checkpoints else None
+            if worker is not None:  # a first epoch is saved and training goes on: kill that worker's tree
+                killed = checkpoints[0].parent
+                kill_tree(worker.pid)
+            time.sleep(0.02)
+        assert killed is not None, "no worker was seen mid-training"
+        out, _ = coordinator.communicate(timeout=900)
+        assert coordinator.returncode == 0, out[-5000:]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                stop_group(w)
+    assert "1 resubmitted" in out and "0 trained here" in out, out[-2000:]
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], pool).stdout
+    # The killed stage resumed its shared checkpoint on the other worker (seed, window and arch from the path).
+    window, arch, seed = killed.parts[-3:]
+    stage = f"evaluate@{arch}-{window.removesuffix('s')}-{seed.removeprefix('seed')}"
+    assert any("resuming after epoch" in line for line in _logs_of(stage, env)), stage
+    # Same files as the local run: every output of the data, train and evaluate stages, byte for byte.
+    pool_hashes = lock_hashes(pool)
+    compared = [p for p in local_hashes if not p.startswith("reports") and not p.endswith(TIMING)]
+    assert len(compared) >= 3 + 1 + 8 * 2 + 8  # data stages, bootstrap, 8 models (2 files), 8 evaluations
+    assert {p: pool_hashes.get(p) for p in compared} == {p: local_hashes[p] for p in compared}
+    assert (pool / "reports/study/report.html").is_file()
