@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     patients, y, s, t = fold_ten()
     t0 = time.perf_counter()
-    weights = patient_weights(patients, y, args.resamples, seed=0)
+    weights, kept = patient_weights(patients, y, args.resamples, seed=0)
     draw_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     ours, _ = bootstrap_figures(y, s, t, weights)

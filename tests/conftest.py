@@ -158,15 +158,15 @@ def lock_hashes(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def local_grid(tmp_path_factory, synthetic_dir):
-    """The small grid reproduced with a local `dvc repro` (the embedded default), once per session. Yields the
-    project and dvc.lock's output hashes as they were right after the run (tests may go on to change it)."""
+    """The small grid reproduced with a local `dvc repro` (the embedded default), once per session. Gives the
+    project, dvc.lock's output hashes right after the run (tests may go on to change it), and its output."""
     root = make_project(tmp_path_factory.mktemp("local-grid") / "project")
     set_params(root, download__source=str(synthetic_dir))
     set_all(root, GRID)
-    run(["dvc", "repro"], root)
+    repro = run(["dvc", "repro"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "baseline study"], root)
-    return root, lock_hashes(root)
+    return root, lock_hashes(root), repro.stdout + repro.stderr
 
 
 def set_params(root, **overrides):
@@ -259,6 +259,17 @@ PREFECT_ENV = {
     "PREFECT_LOGGING_LEVEL": "INFO",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant: a process worker starts each flow run in a session of its
+    own, so killing the worker's process group alone would leave the run going."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    for proc in [*parent.children(recursive=True), parent]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:

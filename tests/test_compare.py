@@ -7,36 +7,50 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_crnn.compare import Hypothesis, Model, Replicates, analyse, holm, make_test, verdict
+from ecg_crnn.compare import Hypothesis, Model, Replicates, analyse, contrast, holm, make_test, verdict
 from ecg_crnn.config import from_dict
 from ecg_crnn.metrics import TESTED
 from ecg_crnn.plots import pareto_front, thousands
-from ecg_crnn.report import RunInfo, answer, header, published_rows, warnings
+from ecg_crnn.report import RunInfo, answer, header, published_rows, published_sentence, warnings
 
 CLASSES = ["A", "B", "R1", "R2"]
 FAMILIES = ["MI", "MI", "rhythm", "rhythm"]
+PATIENT_NOISE = np.random.default_rng(99).normal(0, 1, 400)  # one test fold, shared by every model
 
 
 def fake_model(
-    arch, window, test_auc, val_auc, rhythm_gain=0.0, seeds=(0, 1, 2), noise=0.004, n=400, params=1e4
+    arch,
+    window,
+    test_auc,
+    val_auc,
+    rhythm_gain=0.0,
+    val_rhythm_gain=None,
+    seeds=(0, 1, 2),
+    noise=0.004,
+    params=1e4,
+    seed_sd=0.002,
 ):
-    """A model whose test macro-AUROC is about `test_auc` (per seed and resample, with seed and patient noise),
-    whose validation macro-AUROC is `val_auc`, and whose rhythm classes gain `rhythm_gain`."""
+    """A model whose test macro-AUROC is about `test_auc`: patient noise shared by every model (the test fold is
+    the same), a little of its own, a seed effect of SD `seed_sd`; validation macro-AUROC `val_auc`; rhythm
+    classes that gain `rhythm_gain` on test (and `val_rhythm_gain`, default the same, on validation)."""
     rng = np.random.default_rng(zlib.crc32(f"{arch}@{window}".encode()))  # stable across processes
-    k = len(seeds)
-    patient = rng.normal(0, noise, n)  # shared by the seeds of one model: the patient draw
-    seed_eff = rng.normal(0, noise / 2, (k, 1))
-    base = test_auc + seed_eff + patient  # (k, n)
-    resampled = {f: base + (0.0 if f != "hamming_loss" else -test_auc + 0.05) for f in TESTED}
+    k, n = len(seeds), len(PATIENT_NOISE)
+    seed_eff = rng.normal(0, seed_sd, (k, 1))
+    base = test_auc + seed_eff + noise * PATIENT_NOISE + rng.normal(0, noise / 4, n)  # (seeds, resamples)
+    hamming = 0.05 + 0 * base
+    resampled = {f: (hamming if f == "hamming_loss" else base) for f in TESTED}
     class_auc = np.repeat(base[:, :, None], 4, axis=2)
     class_auc[:, :, 2:] += rhythm_gain
+    seed_class = np.repeat(test_auc + seed_eff, 4, axis=1)
+    seed_class[:, 2:] += rhythm_gain
     runs = pd.DataFrame(
         [
             {
-                **{f: float(resampled[f][i].mean()) for f in TESTED},
+                **{f: (0.05 if f == "hamming_loss" else float(test_auc + seed_eff[i, 0])) for f in TESTED},
                 "val_macro_auroc": val_auc + 0.001 * i,
                 "test_patients": 300,
                 "bootstrap_resamples": n,
+                "bootstrap_acceptance": 0.97,
             }
             for i in range(k)
         ]
@@ -46,7 +60,7 @@ def fake_model(
             "class": CLASSES,
             "family": FAMILIES,
             "test_positives": [40, 30, 20, 10],
-            "auroc": class_auc.mean(axis=(0, 1)),
+            "auroc": seed_class.mean(axis=0),
         }
     )
     hist = {
@@ -60,6 +74,9 @@ def fake_model(
         )
         for s in seeds
     }
+    vg = rhythm_gain if val_rhythm_gain is None else val_rhythm_gain
+    val_classes = np.array([val_auc, val_auc, val_auc + vg, val_auc + vg])
+    cost = {"params": params, "macs_per_record": 1e6, "cpu_latency_ms": 1.0, "train_seconds": 10.0}
     return Model(
         arch,
         float(window),
@@ -68,8 +85,9 @@ def fake_model(
         resampled,
         class_auc,
         per_class,
-        np.array([val_auc, val_auc, val_auc + rhythm_gain, val_auc + rhythm_gain]),
-        {"params": params, "macs_per_record": 1e6, "cpu_latency_ms": 1.0, "train_seconds": 10.0},
+        seed_class,
+        val_classes,
+        cost,
         hist,
     )
 
@@ -88,63 +106,92 @@ def params(**study):
     )
 
 
-def grid(spec):
-    return {(a, float(w)): fake_model(a, w, *v) for (a, w), v in spec.items()}
+def grid(spec, **kw):
+    return {(a, float(w)): fake_model(a, w, *v, **kw) for (a, w), v in spec.items()}
 
 
 def test_holm_matches_a_hand_computed_example():
     tests = [
-        Hypothesis(str(i), "difference", "f", "a", "b", 0, 1, p=p)
+        Hypothesis(str(i), "difference", "f", "a", "b", 0, 1, np.inf, p=p)
         for i, p in enumerate([0.01, 0.04, 0.03, 0.005])
     ]
     holm(tests)
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone: 0.02, 0.03, 0.06, 0.06
     assert [t.p_holm for t in tests] == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    big = [Hypothesis("x", "difference", "f", "a", "b", 0, 1, p=0.5) for _ in range(5)]
+    big = [Hypothesis("x", "difference", "f", "a", "b", 0, 1, np.inf, p=0.5) for _ in range(5)]
     holm(big)
     assert all(t.p_holm == 1.0 for t in big)  # capped at 1
+    two = [
+        Hypothesis(str(i), "difference", "f", "a", "b", 0, 1, np.inf, family=f, p=p)
+        for i, (f, p) in enumerate([("answer", 0.01), ("answer", 0.04), ("table", 0.01), ("table", 0.04)])
+    ]
+    holm(two)
+    assert [t.p_holm for t in two] == pytest.approx([0.02, 0.04, 0.02, 0.04])  # each family on its own
 
 
 def test_paired_test_sides_and_intervals():
-    rng = np.random.default_rng(0)
-    clear = make_test("x", "difference", "macro_auroc", "a", "b", 0.02, rng.normal(0.02, 0.005, 1000))
-    assert clear.p < 1e-3 and clear.lo > 0 and clear.lo <= clear.difference <= clear.hi
-    noise = make_test("x", "difference", "macro_auroc", "a", "b", 0.001, rng.normal(0.001, 0.01, 1000))
-    assert noise.p > 0.5 and noise.lo < 0 < noise.hi
-    same = make_test("x", "difference", "macro_auroc", "a", "a", 0.0, np.zeros(1000))
-    assert same.p == 1.0
-    # non-inferiority: 0.001 worse with SE 0.002 is within a 0.01 margin; 0.02 worse is not
-    ok = make_test(
-        "x", "non-inferiority", "macro_auroc", "a", "b", -0.001, rng.normal(-0.001, 0.002, 1000), 0.01
+    a, b = fake_model("cnn_lstm1", 2.5, 0.92, 0.9), fake_model("cnn", 2.5, 0.90, 0.9)
+    clear = make_test("x", "difference", "macro_auroc", "a", "b", contrast([(1, a), (-1, b)], "macro_auroc"))
+    assert clear.p < 0.01 and clear.lo > 0 and clear.lo <= clear.difference <= clear.hi
+    assert clear.df < 100  # the seed part rests on few degrees of freedom: a t reference, not the normal
+    same = make_test("x", "difference", "macro_auroc", "a", "a", contrast([(1, a), (-1, a)], "macro_auroc"))
+    assert same.difference == 0 and same.p == 1.0  # a model against itself
+    close = fake_model("cnn_gru1", 2.5, 0.9195, 0.9)
+    ni = make_test(
+        "x",
+        "non-inferiority",
+        "macro_auroc",
+        "c",
+        "a",
+        contrast([(1, close), (-1, a)], "macro_auroc"),
+        margin=0.01,
     )
-    bad = make_test(
-        "x", "non-inferiority", "macro_auroc", "a", "b", -0.02, rng.normal(-0.02, 0.002, 1000), 0.01
+    far = make_test(
+        "x",
+        "non-inferiority",
+        "macro_auroc",
+        "b",
+        "a",
+        contrast([(1, b), (-1, a)], "macro_auroc"),
+        margin=0.01,
     )
-    assert ok.p < 1e-4 and bad.p > 0.99
+    assert ni.p < 0.05 and far.p > 0.9
+    # Lower is better for Hamming loss: a model with a higher loss must come out as worse.
+    worse = fake_model("cnn_gru2", 2.5, 0.92, 0.9)
+    worse.runs["hamming_loss"] += 0.01
+    worse.resampled["hamming_loss"] = worse.resampled["hamming_loss"] + 0.01
+    assert contrast([(1, worse), (-1, a)], "hamming_loss").point == pytest.approx(-0.01)
 
 
-def test_hierarchical_replicates_resample_seeds():
-    m = fake_model("cnn", 2.5, 0.9, 0.9)
-    reps = Replicates({m.key: m}, seed=0)
-    values = reps.figure(m, "macro_auroc")
-    draws = reps.draws[m.key]
-    assert draws.shape == (400, 3) and set(np.unique(draws)) == {0, 1, 2}
-    b = 7
-    assert values[b] == pytest.approx(m.resampled["macro_auroc"][draws[b], b].mean())
-    # The spread includes seed variation: wider than resampling patients with the seed mean fixed.
-    assert values.std() > m.resampled["macro_auroc"].mean(axis=0).std()
+def test_comparisons_are_paired_on_the_shared_patients():
+    """The patient part of a difference is computed resample by resample: noise common to both models cancels,
+    so a difference is far more precise than the two models' own uncertainty suggests."""
+    a = fake_model("cnn_lstm1", 2.5, 0.92, 0.9, noise=0.02, seed_sd=0.0)
+    b = fake_model("cnn", 2.5, 0.90, 0.9, noise=0.02, seed_sd=0.0)
+    paired = contrast([(1, a), (-1, b)], "macro_auroc").se
+    unpaired = np.hypot(contrast([(1, a)], "macro_auroc").se, contrast([(1, b)], "macro_auroc").se)
+    assert paired < unpaired / 3
+
+
+def test_seed_resampling_keeps_the_seed_variance():
+    """K seeds drawn with replacement shrink the seed mean's variance to (K-1)/K of s^2/K unless corrected."""
+    m = fake_model("cnn", 2.5, 0.9, 0.9, noise=0.0, seed_sd=0.01)
+    values = Replicates({m.key: m}, seed=0).figure(m, "macro_auroc")
+    pts = m.runs["macro_auroc"].to_numpy()
+    assert values.var() == pytest.approx(pts.var(ddof=1) / 3, rel=0.15)
+    assert values.std() > m.resampled["macro_auroc"].mean(axis=0).std()  # wider than patients alone
 
 
 def test_every_choice_is_made_on_validation():
     """The test fold favours cnn_lstm3 at 10 s, validation favours cnn_lstm1 at 10 s: the report's best is the
-    validation choice, and the test only reports how it does."""
+    validation choice, and the test only reports how it does. Families are ranked on validation too."""
     models = grid(
         {
             ("cnn", 2.5): (0.85, 0.90),
-            ("cnn_lstm1", 2.5): (0.91, 0.91),
+            ("cnn_lstm1", 2.5): (0.91, 0.91, 0.0, 0.05),
             ("cnn_lstm3", 2.5): (0.92, 0.905),
             ("cnn", 10): (0.90, 0.90),
-            ("cnn_lstm1", 10): (0.91, 0.95),
+            ("cnn_lstm1", 10): (0.91, 0.95, 0.0, 0.05),
             ("cnn_lstm3", 10): (0.95, 0.93),
         }
     )
@@ -153,6 +200,23 @@ def test_every_choice_is_made_on_validation():
     assert st.best_recurrent == {2.5: ("cnn_lstm1", 2.5), 10.0: ("cnn_lstm1", 10.0)}
     assert verdict(st, models[("cnn_lstm3", 10.0)]) == "better"  # better than the validation choice, on test
     assert verdict(st, models[("cnn", 2.5)]) == "worse"
+    # rhythm gains nothing on test but 0.05 on validation: ranked first, from validation alone
+    assert st.family_order == ["rhythm", "MI"]
+    assert st.by_name["family/10/rhythm"].difference < 0.05
+
+
+def test_worse_but_within_the_margin_is_not_called_as_good():
+    models = grid(
+        {("cnn", 2.5): (0.9, 0.9), ("cnn_lstm1", 2.5): (0.9075, 0.95), ("cnn_lstm3", 2.5): (0.9, 0.9)},
+        noise=0.0005,
+        seed_sd=0.0002,
+    )
+    st = analyse(models, params(windows=[2.5], margins={"macro_auroc": 0.02}))
+    assert st.by_name["vs_best/cnn @ 2.5 s"].p_holm < 0.05 and st.by_name["noninf/cnn @ 2.5 s"].p_holm < 0.05
+    assert verdict(st, models[("cnn", 2.5)]) == "worse, within the margin"
+    assert (
+        "as good" not in answer(st)[1].split("Of the other models:")[0] or "the best itself" in answer(st)[1]
+    )
 
 
 def test_answer_sentences_read_right():
@@ -169,17 +233,35 @@ def test_answer_sentences_read_right():
     st = analyse(models, params(margins={"macro_auroc": 0.01}))
     text = "\n".join(answer(st))
     assert "**Best model** (chosen on the validation fold): **cnn_lstm1 @ 10 s**" in text
-    assert "cnn_lstm1 @ 10 s: " in text and "it is the best model" in text  # the reference is the best
-    assert "tied with itself" not in text and "as good as the best (difference +0.000" not in text
+    assert "**The published choice** cnn_lstm1 @ 10 s: " in text and "it is the best model." in text
+    assert "**The published choice** cnn_lstm1 @ 2.5 s: " in text and "it is worse than the best" in text
     assert "LSTM depth**, 2.5 s: 3 layers instead of 1 loses" in text  # negative: "loses"
-    assert "3 seeds" in text and "1 seeds" not in text
-    assert "the value of recurrence (best recurrent model minus the CNN) grows" in text
+    assert "mean of 3 seeds" in text and "1 seeds" not in text
+    assert "the value of recurrence (the best recurrent model minus the CNN) grows" in text
+    assert "the reference cnn_lstm1: its gain over the CNN grows with context" in text
     assert "grows with context for the **rhythm**" in text
     assert "It helps rhythm" in text
-    assert (
-        "Smallest model as good as the best** (non-inferior within 0.01 macro-AUROC, Holm): **cnn_lstm3 @ 10 s**"
-        not in text
+
+
+def test_a_difference_significant_before_holm_only_is_not_claimed():
+    """Raw p < 0.05 but Holm's p > 0.05: the sentence must say there is no significant difference."""
+    models = grid(
+        {
+            ("cnn", 2.5): (0.90, 0.90),
+            ("cnn_lstm1", 2.5): (0.906, 0.93),
+            ("cnn_lstm3", 2.5): (0.90, 0.90),
+            ("cnn", 10): (0.90, 0.90),
+            ("cnn_lstm1", 10): (0.90, 0.94),
+            ("cnn_lstm3", 10): (0.90, 0.90),
+        },
+        noise=0.004,
+        seed_sd=0.001,
     )
+    st = analyse(models, params())
+    t = st.by_name["recurrence/2.5/macro_auroc"]
+    assert t.p < 0.05 < t.p_holm, (t.p, t.p_holm)
+    line = next(x for x in answer(st) if x.startswith("- **Recurrence at all**, 2.5 s"))
+    assert "shows no significant difference from the CNN alone" in line and "beats" not in line
 
 
 def test_header_and_warnings_say_what_the_run_rests_on():
@@ -188,6 +270,7 @@ def test_header_and_warnings_say_what_the_run_rests_on():
     )
     for m in models.values():
         m.per_class.loc[3, "test_positives"] = 0
+        m.runs["bootstrap_acceptance"] = 0.4
     st = analyse(models, params(windows=[2.5]))
     info = RunInfo("../shared/ptbxl", "subdiagnostic", 100, {"train": 380, "val": 50, "test": 66}, 4)
     text = "\n".join(header(st, info) + warnings(st, info))
@@ -196,8 +279,9 @@ def test_header_and_warnings_say_what_the_run_rests_on():
         "Classes without a positive in the test fold** (left out of macro-AUROC and macro-AUPRC): R2" in text
     )
     assert "3 architectures x 1 window length (2.5 s) x 3 seeds" in text
+    assert "Welch-Satterthwaite" in text and "40% of the patient draws kept" in text
     assert "too small or too short to support conclusions" in text and "only 66 records" in text
-    assert "A budget of 3 epochs is short" in text
+    assert "A budget of 3 epochs is short" in text and "Only 40% of the patient resamples" in text
 
 
 def test_published_figures_are_set_beside_the_reference_and_the_best():
@@ -208,9 +292,17 @@ def test_published_figures_are_set_beside_the_reference_and_the_best():
     rows = published_rows(st)
     assert list(rows["figure"]) == ["Hamming loss", "macro-AUPRC", "micro-F1", "subset accuracy"]
     assert "cnn_lstm1 @ 2.5 s" in rows.columns and "cnn_lstm3 @ 2.5 s (best)" in rows.columns
-    # macro-AUPRC of ~0.91 with a tight interval beats 0.4715; Hamming loss ~0.05 does not reach 0.0338
+    # macro-AUPRC of ~0.91 with a tight interval beats 0.4715; a Hamming loss of 0.05 is above (worse than) 0.0338
     assert rows.loc[1, "cnn_lstm1 @ 2.5 s"].endswith("beaten")
     assert rows.loc[0, "cnn_lstm1 @ 2.5 s"].endswith("not reached")
+    sentence = published_sentence(st)[0]
+    assert (
+        "not reached on Hamming loss" in sentence
+        and "beaten on macro-AUPRC, micro-F1, subset accuracy" in sentence
+    )
+    for m in models.values():  # a Hamming loss below the published one is beaten (lower is better)
+        m.runs["hamming_loss"], m.resampled["hamming_loss"] = 0.02, m.resampled["hamming_loss"] * 0 + 0.02
+    assert "beaten on Hamming loss" in published_sentence(st)[0]
 
 
 def test_frontier_and_tick_labels():

@@ -3,12 +3,11 @@
 training process) mid-training. The stage is resubmitted, resumes its shared checkpoint on the other worker, and
 the coordinator restores every stage from DVC's run-cache: the same files as the local run, and a clean status."""
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -21,6 +20,7 @@ from .conftest import (
     S3_KEY,
     S3_SECRET,
     VENV_BIN,
+    kill_tree,
     lock_hashes,
     make_project,
     run,
@@ -33,25 +33,27 @@ from .conftest import (
 TIMING = ("timing.json", "cost.json")
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant (a process worker runs each flow run in a session of its own)."""
-    parent = psutil.Process(pid)
-    for proc in [*parent.children(recursive=True), parent]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
+def _training_run(workers: list[subprocess.Popen], resume_root: Path):
+    """(worker, the model's output directory) of a training process that has saved its first epoch's checkpoint
+    in the shared resume root and is still training; (None, None) if there is none right now."""
+    import torch
 
-
-def _training_worker(workers: list[subprocess.Popen]) -> subprocess.Popen | None:
-    """The worker whose process tree is running `ecg-crnn train` right now."""
     by_pid = {w.pid: w for w in workers}
     for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "ecg-crnn" in cmd and " train " in cmd:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for parent in proc.parents():
-                    if parent.pid in by_pid:
-                        return by_pid[parent.pid]
-    return None
+        cmd = proc.info["cmdline"] or []
+        if "train" not in cmd or "--out" not in cmd or not any("ecg-crnn" in c for c in cmd):
+            continue
+        out = cmd[cmd.index("--out") + 1]
+        checkpoint = resume_root / out / "checkpoint.pt"
+        try:
+            if torch.load(checkpoint, weights_only=True)["epoch"] != 1:
+                continue
+            worker = next((by_pid[p.pid] for p in proc.parents() if p.pid in by_pid), None)
+        except (FileNotFoundError, RuntimeError, EOFError, psutil.NoSuchProcess):
+            continue
+        if worker is not None:
+            return worker, Path(out)
+    return None, None
 
 
 def _logs_of(stage: str, env: dict) -> list[str]:
@@ -76,7 +78,7 @@ def _logs_of(stage: str, env: dict) -> list[str]:
 def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
     prefect_server, s3, synthetic_dir, local_grid, tmp_path
 ):
-    local, local_hashes = local_grid
+    local, local_hashes, _ = local_grid
     pool = make_project(tmp_path / "pool")
     set_params(pool, download__source=str(synthetic_dir))
     set_all(
@@ -85,7 +87,7 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
             **GRID,
             "grid.work_pool": "grid-test",
             "grid.resume_root": str(tmp_path / "shared-resume"),
-            "grid.stale_after_s": 70,
+            "grid.stale_after_s": 61,
             "grid.worker_timeout_s": 300,
         },
     )
@@ -126,13 +128,15 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
         )
         killed, deadline = None, time.monotonic() + 400
         while killed is None and time.monotonic() < deadline and coordinator.poll() is None:
-            checkpoints = list((tmp_path / "shared-resume").rglob("checkpoint.pt"))
-            worker = _training_worker(workers) if checkpoints else None
-            if worker is not None:  # a first epoch is saved and training goes on: kill that worker's tree
-                killed = checkpoints[0].parent
+            worker, out_dir = _training_run(workers, tmp_path / "shared-resume")
+            if (
+                worker is not None
+            ):  # epoch 1 of 3 is saved and training goes on: kill that worker's whole tree
                 kill_tree(worker.pid)
+                killed = out_dir
             time.sleep(0.02)
         assert killed is not None, "no worker was seen mid-training"
+        assert (tmp_path / "shared-resume" / killed / "checkpoint.pt").is_file()  # killed before it finished
         out, _ = coordinator.communicate(timeout=900)
         assert coordinator.returncode == 0, out[-5000:]
     finally:
@@ -141,7 +145,7 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
                 stop_group(w)
     assert "1 resubmitted" in out and "0 trained here" in out, out[-2000:]
     assert "Data and pipelines are up to date" in run(["dvc", "status"], pool).stdout
-    # The killed stage resumed its shared checkpoint on the other worker (seed, window and arch from the path).
+    # The killed stage resumed its shared checkpoint on the other worker (models/WINDOWs/ARCH/seedSEED).
     window, arch, seed = killed.parts[-3:]
     stage = f"evaluate@{arch}-{window.removesuffix('s')}-{seed.removeprefix('seed')}"
     assert any("resuming after epoch" in line for line in _logs_of(stage, env)), stage

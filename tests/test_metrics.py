@@ -132,7 +132,7 @@ def _rare_class_data(seed: int, n_patients: int = 120):
 
 def test_patient_resamples_keep_patients_whole_and_every_scored_class():
     patients, y, _ = _rare_class_data(0)
-    w = patient_weights(patients, y, 300, seed=1)
+    w, kept = patient_weights(patients, y, 300, seed=1)
     assert w.shape == (300, len(patients)) and np.issubdtype(w.dtype, np.integer)
     for p in np.unique(patients):  # all records of a patient are drawn together
         rows = np.flatnonzero(patients == p)
@@ -141,9 +141,11 @@ def test_patient_resamples_keep_patients_whole_and_every_scored_class():
     mask = scored_classes(y)
     assert list(mask) == [True, True, True, True, True, False]
     assert ((w @ y[:, mask]) > 0).all() and ((w @ ~y[:, mask]) > 0).all()  # no scored class lost
-    assert np.array_equal(w, patient_weights(patients, y, 300, seed=1))  # seeded
-    # Drawing patients, not records: the number of distinct records drawn moves in patient-sized steps.
-    assert not np.array_equal(w, patient_weights(np.arange(len(patients)), y, 300, seed=1))
+    assert np.array_equal(w, patient_weights(patients, y, 300, seed=1)[0])  # seeded
+    assert 0 < kept < 1  # some draws lost a rare class and were redrawn
+    # Drawing patients, not records: patients hold different numbers of records, so a resample's total weight
+    # varies (drawing records would always give exactly n).
+    assert w.sum(axis=1).std() > 0 and np.unique(w.sum(axis=1)).size > 10
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -153,7 +155,7 @@ def test_point_estimates_lie_inside_their_intervals_with_rare_classes(seed):
     patients, y, s = _rare_class_data(seed)
     t = tune_thresholds(y, s)
     point, _ = weighted_figures(y, s, t, np.ones((1, len(y))), scored_classes(y))
-    resampled, _ = bootstrap_figures(y, s, t, patient_weights(patients, y, 1000, seed))
+    resampled, _ = bootstrap_figures(y, s, t, patient_weights(patients, y, 1000, seed)[0])
     for key in TESTED:
         lo, hi = interval(resampled[key])
         assert lo <= point[key][0] <= hi, (key, lo, point[key][0], hi)
@@ -172,6 +174,10 @@ def test_bootstrap_of_fold_ten_size_is_vectorized():
     rng = np.random.default_rng(0)
     y = rng.random((2198, 23)) < rng.uniform(0.002, 0.3, 23)
     s = rng.random((2198, 23))
-    w = patient_weights(np.sort(rng.integers(0, 1900, 2198)), y, 1000, 0)
+    w, _ = patient_weights(np.sort(rng.integers(0, 1900, 2198)), y, 1000, 0)
     figures, class_auroc = bootstrap_figures(y, s, np.full(23, 0.5), w)
     assert all(v.shape == (1000,) for v in figures.values()) and class_auroc.shape == (1000, 23)
+    first, _ = weighted_figures(y, s, np.full(23, 0.5), w[:1], scored_classes(y))
+    assert figures["macro_auprc"][0] == pytest.approx(
+        first["macro_auprc"][0], rel=1e-12
+    )  # chunks: same figures

@@ -1,15 +1,24 @@
 """The study's statistics: every choice on the validation fold, then paired, Holm-corrected tests on the test fold.
 
-A model is one architecture at one window length, trained with several seeds. Its figure is the mean over
-seeds of the seeds' test figures. Its uncertainty comes from a hierarchical bootstrap: each replicate
-resamples the seeds (with replacement) and the test patients (the evaluate stages' shared patient weights),
-so an interval accounts for both seed-to-seed and patient-to-patient variation. Two models are compared
-replicate by replicate on the same patients (paired).
+A model is one architecture at one window length, trained with K seeds; its figure is the mean over seeds of
+the seeds' test figures. Two sources of error are accounted for: which test patients were sampled (the
+evaluate stages' shared patient resamples, identical for every model, so comparisons are paired) and which
+seeds were drawn (training randomness).
+
+- A model's interval: percentiles of a hierarchical bootstrap; each replicate takes the patient resample and
+  draws K seeds with replacement from the model's seeds, their deviations from the seed mean first inflated by
+  sqrt(K / (K - 1)) (resampling K values with replacement otherwise shrinks their variance by (K - 1) / K).
+- A comparison is a contrast: a signed sum of models' figures (a difference, or a difference of differences
+  for "does the value of recurrence grow with context"). Its standard error adds the patient part (the variance
+  of the contrast over the shared resamples, seeds averaged) and each model's seed variance over K; the
+  reference distribution is Student's t with Welch-Satterthwaite degrees of freedom (the seed part rests on
+  K - 1 of them per model). Two-sided tests for differences, one-sided for non-inferiority against
+  study.margins.
+- Holm's step-down correction within each stated family: the answer's sentences, and the table's verdicts
+  of every model against the best.
 
 Choices (the best model, the best recurrent model per window, the order of label families) use the mean
-validation macro-AUROC over seeds; the test fold only reports. Differences are tested with the bootstrap's
-standard error (two-sided Wald test; for "as good as the best", a one-sided non-inferiority test against
-the margin of study.margins), and all p-values the report states are Holm-adjusted as one family.
+validation macro-AUROC over seeds; the test fold only reports.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import t as student
 
 from .config import Params
 from .errors import EcgCrnnError
@@ -42,6 +51,7 @@ class Model:
     resampled: dict[str, np.ndarray]  # figure -> (seeds, resamples)
     class_auroc: np.ndarray  # (seeds, resamples, classes)
     per_class: pd.DataFrame  # class, family, test_positives, auroc (mean over seeds)
+    seed_class_auroc: np.ndarray  # (seeds, classes) each seed's per-class test AUROC
     val_class_auroc: np.ndarray  # (classes,) mean over seeds, validation fold
     cost: dict
     histories: dict[int, pd.DataFrame]  # seed -> history.csv
@@ -144,6 +154,7 @@ def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Mod
                 {k: np.stack(v) for k, v in resampled.items()},
                 np.stack(class_auroc),
                 pc,
+                np.stack([p["auroc"].to_numpy(float) for p in per_class]),
                 _nanmean_seeds(np.stack(val_auc)),
                 cost,
                 hist,
@@ -156,12 +167,21 @@ def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Mod
     return out
 
 
-# ---- the hierarchical bootstrap -------------------------------------------------------------------------
+# ---- the hierarchical bootstrap and contrasts -----------------------------------------------------------
+
+Figure = str | tuple  # a tested figure's name, or ("classes", indices): the mean AUROC over those classes
+
+
+def seed_values(m: Model, figure: Figure) -> tuple[np.ndarray, np.ndarray]:
+    """(each seed's figure on the whole test fold (K,), each seed's figure per patient resample (K, B))."""
+    if isinstance(figure, tuple):
+        idx = list(figure[1])
+        return m.seed_class_auroc[:, idx].mean(axis=1), m.class_auroc[:, :, idx].mean(axis=2)
+    return m.runs[figure].to_numpy(float), m.resampled[figure]
 
 
 class Replicates:
-    """Per model, which seeds each bootstrap replicate draws (with replacement); patients are already
-    resampled identically for every model by the evaluate stages' shared weights."""
+    """Per model, which seeds each bootstrap replicate draws (with replacement), for the models' intervals."""
 
     def __init__(self, models: dict[Key, Model], seed: int):
         self.draws: dict[Key, np.ndarray] = {}
@@ -171,26 +191,27 @@ class Replicates:
             rng = np.random.default_rng([seed, tag])
             self.draws[key] = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
 
-    def figure(self, m: Model, figure: str) -> np.ndarray:
-        """(resamples,) the mean over the drawn seeds of the figure on the resampled patients."""
-        values = m.resampled[figure]  # (seeds, resamples)
+    def figure(self, m: Model, figure: Figure) -> np.ndarray:
+        """(resamples,): per patient resample, the mean of K seeds drawn with replacement, their deviations from
+        the resample's seed mean inflated by sqrt(K / (K - 1)) so that the seed mean's variance is s^2 / K."""
+        _, values = seed_values(m, figure)  # (K, B)
+        k = values.shape[0]
+        center = values.mean(axis=0)
+        if k < 2:
+            return center
+        deviation = (values - center) * np.sqrt(k / (k - 1))
         d = self.draws[m.key]
-        return values[d, np.arange(values.shape[1])[:, None]].mean(axis=1)
-
-    def class_auroc(self, m: Model) -> np.ndarray:
-        """(resamples, classes)"""
-        d = self.draws[m.key]
-        return m.class_auroc[d, np.arange(d.shape[0])[:, None]].mean(axis=1)
+        return center + deviation[d, np.arange(values.shape[1])[:, None]].mean(axis=1)
 
 
-def oriented(figure: str, value):
+def oriented(figure: Figure, value):
     """Higher is better for every figure once Hamming loss changes sign."""
-    return -value if figure in LOWER_IS_BETTER else value
+    return -value if isinstance(figure, str) and figure in LOWER_IS_BETTER else value
 
 
 @dataclass
 class Hypothesis:
-    """One hypothesis of the report's family. `difference` is oriented: positive means `a` is better."""
+    """One hypothesis of a stated family. `difference` is oriented: positive means `a` is better."""
 
     name: str
     kind: str  # "difference" (two-sided, H0: no difference) or "non-inferiority" (H0: a worse by >= margin)
@@ -199,36 +220,70 @@ class Hypothesis:
     b: str
     difference: float
     se: float
+    df: float
+    family: str = "answer"  # the Holm family: "answer" (the sentences) or "table" (verdicts against the best)
     margin: float = 0.0
     p: float = 1.0
     p_holm: float = 1.0
 
     @property
+    def half_width(self) -> float:
+        return float(student.ppf(0.975, self.df) * self.se) if self.se > 0 else 0.0
+
+    @property
     def lo(self) -> float:
-        return self.difference - 1.959963984540054 * self.se
+        return self.difference - self.half_width
 
     @property
     def hi(self) -> float:
-        return self.difference + 1.959963984540054 * self.se
+        return self.difference + self.half_width
 
 
-def make_test(name: str, kind: str, figure: str, a: str, b: str, point: float, reps: np.ndarray, margin=0.0):
-    se = float(np.std(reps, ddof=1)) if len(reps) > 1 else 0.0
-    if kind == "difference":
-        p = 1.0 if point == 0 else 0.0 if se == 0 else float(2 * norm.sf(abs(point) / se))
+@dataclass
+class Contrast:
+    point: float
+    se: float
+    df: float
+
+
+def contrast(terms: list[tuple[float, Model]], figure: Figure) -> Contrast:
+    """sum(w * figure of model) over `terms`, oriented (higher is better), with its standard error: the patient
+    part from the shared resamples (each model's seeds averaged, so paired across models) plus each model's
+    seed variance over K, and Welch-Satterthwaite degrees of freedom."""
+    point, patient, seed_parts = 0.0, 0.0, []
+    for w, m in terms:
+        pts, reps = seed_values(m, figure)
+        point += w * float(pts.mean())
+        patient = patient + w * reps.mean(axis=0)
+        if len(pts) > 1:
+            seed_parts.append((w**2 * float(pts.var(ddof=1)) / len(pts), len(pts) - 1))
+    var_patient = float(np.var(oriented(figure, patient), ddof=1))
+    var = var_patient + sum(v for v, _ in seed_parts)
+    seed_df = sum(v**2 / dof for v, dof in seed_parts)
+    df = var**2 / seed_df if seed_df > 0 else np.inf
+    return Contrast(float(oriented(figure, point)), float(np.sqrt(var)), float(df))
+
+
+def make_test(name, kind, figure, a, b, c: Contrast, family="answer", margin=0.0) -> Hypothesis:
+    if c.se == 0:  # identical models, or no variation measured: nothing can be claimed
+        p = 1.0
+    elif kind == "difference":
+        p = float(2 * student.sf(abs(c.point) / c.se, c.df))
     else:
-        z = (point + margin) / se if se > 0 else (np.inf if point + margin > 0 else -np.inf)
-        p = float(norm.sf(z))
-    return Hypothesis(name, kind, figure, a, b, float(point), se, margin, p)
+        p = float(student.sf((c.point + margin) / c.se, c.df))
+    label = figure if isinstance(figure, str) else "class_auroc"
+    return Hypothesis(name, kind, label, a, b, c.point, c.se, c.df, family, margin, p)
 
 
 def holm(tests: list[Hypothesis]) -> None:
-    """Holm's step-down adjustment of every test's p-value, in place (family-wise error control)."""
-    order = np.argsort([t.p for t in tests], kind="mergesort")
-    m, running = len(tests), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * tests[i].p))
-        tests[i].p_holm = running
+    """Holm's step-down adjustment of the p-values, in place, within each family (family-wise error control)."""
+    for family in {t.family for t in tests}:
+        members = [t for t in tests if t.family == family]
+        order = np.argsort([t.p for t in members], kind="mergesort")
+        m, running = len(members), 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * members[i].p))
+            members[i].p_holm = running
 
 
 # ---- the study ------------------------------------------------------------------------------------------
@@ -253,15 +308,14 @@ class Study:
     def interval(self, m: Model, figure: str, level: float = 0.95) -> tuple[float, float]:
         return interval(self.reps.figure(m, figure), level)
 
-    def add(self, test: Hypothesis) -> Hypothesis:
+    def add(self, name, kind, figure, a: str, b: str, terms, family="answer", margin=0.0) -> Hypothesis:
+        test = make_test(name, kind, figure, a, b, contrast(terms, figure), family, margin)
         self.tests.append(test)
-        self.by_name[test.name] = test
+        self.by_name[name] = test
         return test
 
-    def diff(self, name: str, a: Model, b: Model, figure: str, kind="difference", margin=0.0) -> Hypothesis:
-        point = oriented(figure, a.point(figure) - b.point(figure))
-        reps = oriented(figure, self.reps.figure(a, figure) - self.reps.figure(b, figure))
-        return self.add(make_test(name, kind, figure, a.name, b.name, point, reps, margin))
+    def diff(self, name: str, a: Model, b: Model, figure, kind="difference", margin=0.0, family="answer"):
+        return self.add(name, kind, figure, a.name, b.name, [(1.0, a), (-1.0, b)], family, margin)
 
     def families(self) -> dict[str, list[int]]:
         """Label family -> indices of its classes scored on the test fold."""
@@ -272,15 +326,6 @@ class Study:
             if scored[i]:
                 fam.setdefault(str(f), []).append(i)
         return fam
-
-    def family_gain(self, window: float, family: list[int]) -> tuple[float, np.ndarray]:
-        """Mean per-class test AUROC of the best recurrent model minus the CNN's, over a family's classes."""
-        rnn, cnn = self.models[self.best_recurrent[window]], self.models[("cnn", window)]
-        point = float(
-            np.mean(rnn.per_class["auroc"].to_numpy()[family] - cnn.per_class["auroc"].to_numpy()[family])
-        )
-        reps = (self.reps.class_auroc(rnn)[:, family] - self.reps.class_auroc(cnn)[:, family]).mean(axis=1)
-        return point, reps
 
 
 def analyse(models: dict[Key, Model], params: Params) -> Study:
@@ -295,25 +340,27 @@ def analyse(models: dict[Key, Model], params: Params) -> Study:
         if recurrent:
             st.best_recurrent[w] = max(recurrent, key=lambda k: models[k].val)
     best = models[st.best]
+    ref_arch = params.study.reference
 
-    # 1. every model against the best, on every tested figure: different? as good (non-inferior)?
+    # The table's family: every model against the best on the primary figure, different? as good?
     for key, m in models.items():
-        if key == st.best:
-            continue
-        for fig in TESTED:
-            st.diff(f"vs_best/{m.name}/{fig}", m, best, fig)
-            st.diff(f"noninf/{m.name}/{fig}", m, best, fig, "non-inferiority", getattr(margins, fig))
-    # 2. every model against the reference architecture at its window (the primary figure)
-    for (arch, w), m in models.items():
-        ref = models.get((params.study.reference, w))
-        if ref is not None and arch != params.study.reference:
-            st.diff(f"vs_reference/{m.name}", m, ref, PRIMARY)
-    # 3. recurrence at all, per window: the best recurrent model (chosen on validation) against the CNN
+        if key != st.best:
+            st.diff(f"vs_best/{m.name}", m, best, PRIMARY, family="table")
+            st.diff(
+                f"noninf/{m.name}", m, best, PRIMARY, "non-inferiority", margins.macro_auroc, family="table"
+            )
+    # The answer's family. The published choice against the best, on every headline figure:
+    for w in st.windows:
+        ref = models.get((ref_arch, w))
+        if ref is not None and ref.key != st.best:
+            for fig in TESTED:
+                st.diff(f"reference/{w:g}/{fig}", ref, best, fig)
+    # Recurrence at all, per window: the best recurrent model (chosen on validation) against the CNN.
     for w, key in st.best_recurrent.items():
         if ("cnn", w) in models:
             for fig in TESTED:
                 st.diff(f"recurrence/{w:g}/{fig}", models[key], models[("cnn", w)], fig)
-    # 4. depth, per window and recurrent type: the deepest stack against one layer
+    # Depth, per window and recurrent type: the deepest stack against one layer.
     for w in st.windows:
         for kind in sorted({m.type for k, m in models.items() if k[1] == w and m.depth}):
             stack = sorted(
@@ -321,23 +368,27 @@ def analyse(models: dict[Key, Model], params: Params) -> Study:
             )
             if len(stack) >= 2:
                 st.diff(f"depth/{w:g}/{kind}", stack[-1], stack[0], PRIMARY)
-    # 5. label families: where recurrence helps, per window (ranked on validation)
+    # Label families: where recurrence helps, per window; ranked by their gain on the validation fold.
     fams = st.families()
     val_gain = {}
     for f, idx in fams.items():
         gains = []
         for w, key in st.best_recurrent.items():
             if ("cnn", w) in models:
-                point, reps = st.family_gain(w, idx)
+                rnn, cnn = models[key], models[("cnn", w)]
                 st.add(
-                    make_test(f"family/{w:g}/{f}", "difference", "class_auroc", key[0], "cnn", point, reps)
+                    f"family/{w:g}/{f}",
+                    "difference",
+                    ("classes", idx),
+                    rnn.name,
+                    cnn.name,
+                    [(1.0, rnn), (-1.0, cnn)],
                 )
-                gains.append(
-                    np.nanmean(models[key].val_class_auroc[idx] - models[("cnn", w)].val_class_auroc[idx])
-                )
+                gains.append(np.nanmean(rnn.val_class_auroc[idx] - cnn.val_class_auroc[idx]))
         val_gain[f] = float(np.mean(gains)) if gains else 0.0
     st.family_order = sorted(fams, key=lambda f: -val_gain[f])
-    # 6. context: does the value of recurrence grow from the shortest to the longest window?
+    # Context: does the value of recurrence grow from the shortest to the longest window? For the best recurrent
+    # model at each window (which may be two architectures) and for one fixed architecture, the reference.
     short, long = st.windows[0], st.windows[-1]
     if (
         short != long
@@ -346,37 +397,34 @@ def analyse(models: dict[Key, Model], params: Params) -> Study:
     ):
         r_s, c_s = models[st.best_recurrent[short]], models[("cnn", short)]
         r_l, c_l = models[st.best_recurrent[long]], models[("cnn", long)]
+        interaction = [(1.0, r_l), (-1.0, c_l), (-1.0, r_s), (1.0, c_s)]
         for fig in TESTED:
-            point = oriented(fig, (r_l.point(fig) - c_l.point(fig)) - (r_s.point(fig) - c_s.point(fig)))
-            reps = oriented(
-                fig,
-                (st.reps.figure(r_l, fig) - st.reps.figure(c_l, fig))
-                - (st.reps.figure(r_s, fig) - st.reps.figure(c_s, fig)),
-            )
             st.add(
-                make_test(
-                    f"context/{fig}",
-                    "difference",
-                    fig,
-                    f"recurrence @ {long:g} s",
-                    f"recurrence @ {short:g} s",
-                    point,
-                    reps,
-                )
+                f"context/{fig}",
+                "difference",
+                fig,
+                f"{r_l.name} - {c_l.name}",
+                f"{r_s.name} - {c_s.name}",
+                interaction,
             )
         for f, idx in fams.items():
-            p_l, reps_l = st.family_gain(long, idx)
-            p_s, reps_s = st.family_gain(short, idx)
             st.add(
-                make_test(
-                    f"context_family/{f}",
-                    "difference",
-                    "class_auroc",
-                    f"{f} @ {long:g} s",
-                    f"{f} @ {short:g} s",
-                    p_l - p_s,
-                    reps_l - reps_s,
-                )
+                f"context_family/{f}",
+                "difference",
+                ("classes", idx),
+                f"{f} @ {long:g} s",
+                f"{f} @ {short:g} s",
+                interaction,
+            )
+        ref_s, ref_l = models.get((ref_arch, short)), models.get((ref_arch, long))
+        if ref_s is not None and ref_l is not None and ref_arch != "cnn":
+            st.add(
+                "context_reference",
+                "difference",
+                PRIMARY,
+                f"{ref_l.name} - {c_l.name}",
+                f"{ref_s.name} - {c_s.name}",
+                [(1.0, ref_l), (-1.0, c_l), (-1.0, ref_s), (1.0, c_s)],
             )
         st.diff("context_cnn", c_l, c_s, PRIMARY)
         st.diff("context_recurrent", r_l, r_s, PRIMARY)
@@ -384,17 +432,15 @@ def analyse(models: dict[Key, Model], params: Params) -> Study:
     return st
 
 
-def verdict(st: Study, m: Model, figure: str = PRIMARY) -> str:
-    """How a model stands against the best (chosen on validation), after Holm's correction."""
+def verdict(st: Study, m: Model) -> str:
+    """How a model stands against the best (chosen on validation) on macro-AUROC, after Holm."""
     if m.key == st.best:
         return "best"
     alpha = st.params.study.alpha
-    ni = st.by_name[f"noninf/{m.name}/{figure}"]
-    diff = st.by_name[f"vs_best/{m.name}/{figure}"]
+    ni, diff = st.by_name[f"noninf/{m.name}"], st.by_name[f"vs_best/{m.name}"]
+    worse, as_good = diff.p_holm < alpha and diff.difference < 0, ni.p_holm < alpha
+    if worse:
+        return "worse, within the margin" if as_good else "worse"
     if diff.p_holm < alpha and diff.difference > 0:
         return "better"
-    if ni.p_holm < alpha:
-        return "as good"
-    if diff.p_holm < alpha:
-        return "worse"
-    return "inconclusive"
+    return "as good" if as_good else "inconclusive"

@@ -184,8 +184,10 @@ def export_onnx(model_path: Path, out: Path, atol: float = 1e-4) -> dict:
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    """torch.onnx's exporter narrates every step and warns about things that do not apply to this model (it
-    is traced with fixed shapes except the batch); keep errors, drop the narration."""
+    """torch.onnx's exporter narrates every step and warns about its own internals (FutureWarnings from dynamo,
+    tensor attributes it reassigns while tracing), attributed to whatever module it happens to be in. Within
+    this call alone, those are silenced; a real problem still raises, and the exported graph is checked against
+    PyTorch right after."""
     import logging
     import warnings
 
@@ -194,9 +196,10 @@ def _quiet_exporter():
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.filterwarnings(
-            "ignore", module=r"torch\.onnx.*|onnxscript.*|torch\._export.*|torch\.export.*"
-        )
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .* were assigned")
+        warnings.filterwarnings("ignore", module=r"torch\.onnx.*|onnxscript.*|torch\._export.*|torch\.export.*")
         try:
             yield
         finally:

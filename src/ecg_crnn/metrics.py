@@ -128,10 +128,11 @@ def scored_classes(y: np.ndarray) -> np.ndarray:
 
 def patient_weights(
     patients: np.ndarray, y: np.ndarray, resamples: int, seed: int, max_draws: int = 200
-) -> np.ndarray:
-    """(resamples, records) integer weights: each test patient drawn with replacement, each record weighted
-    by its patient's count; resamples that lose every positive or every negative of a scored class are
-    redrawn (they would change the class set a macro average runs over)."""
+) -> tuple[np.ndarray, float]:
+    """(resamples, records) integer weights, and the share of draws kept: each test patient drawn with
+    replacement, each record weighted by its patient's count; resamples that lose every positive or every
+    negative of a scored class are redrawn (they would change the class set a macro average runs over), so the
+    intervals are conditional on keeping every scored class; the report states the share kept."""
     y = np.asarray(y, bool)[:, scored_classes(y)]
     _, inverse = np.unique(np.asarray(patients), return_inverse=True)
     n_patients = inverse.max() + 1
@@ -153,7 +154,7 @@ def patient_weights(
                 f"only {have} of {drawn} patient resamples keep a positive and a negative of every class "
                 f"scored on the test fold; the fold is too small for a bootstrap over these classes"
             )
-    return np.concatenate(kept)[:resamples]
+    return np.concatenate(kept)[:resamples], have / drawn
 
 
 def _group_sums(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:

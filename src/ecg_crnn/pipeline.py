@@ -172,14 +172,16 @@ def run_bootstrap(segmented: Path, filtered: Path, out: Path, cfg: EvaluateSetti
     test, classes = _test_rows(segmented, filtered)
     y = test[classes].to_numpy(bool)
     try:
-        weights = patient_weights(test["patient_id"].to_numpy(), y, cfg.bootstrap, cfg.bootstrap_seed)
+        weights, kept = patient_weights(test["patient_id"].to_numpy(), y, cfg.bootstrap, cfg.bootstrap_seed)
     except BootstrapError as exc:
         raise EcgCrnnError(f"bootstrap: {exc}") from None
     with atomic_path(out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz"
-        np.savez_compressed(f, weights=weights, ecg_id=test["ecg_id"].to_numpy(), seed=cfg.bootstrap_seed)
+        np.savez_compressed(
+            f, weights=weights, ecg_id=test["ecg_id"].to_numpy(), seed=cfg.bootstrap_seed, acceptance=kept
+        )
     print(
         f"bootstrap: {len(weights)} resamples of {test['patient_id'].nunique()} test patients "
-        f"({len(test)} records) -> {out}",
+        f"({len(test)} records; {kept:.0%} of the draws kept every scored class) -> {out}",
         file=sys.stderr,
     )
     return weights
@@ -231,6 +233,7 @@ def run_evaluate(
             f"{len(data.splits['test'].ecg_ids)}); re-run the bootstrap stage"
         )
     result = evaluate_model(checkpoint, data, boot["weights"], params.evaluate, params.train.device)
+    result.metrics["bootstrap_acceptance"] = float(boot["acceptance"])
     out_dir = Path(out_dir)
     write_json(out_dir / "metrics.json", result.metrics)
     write_json(

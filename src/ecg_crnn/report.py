@@ -118,14 +118,22 @@ def header(st: Study, info: RunInfo) -> list[str]:
             else "no early stopping; "
         )
         + "the weights of the best validation epoch are kept (see the schedule plot).",
-        f"- **Statistics**: choices on the validation fold (fold {', '.join(map(str, p.segment.val_folds))}); "
-        f"the test fold ({', '.join(map(str, p.segment.test_folds))}) only reports. Intervals: 95%, from "
-        f"{int(runs['bootstrap_resamples']):,} hierarchical bootstrap replicates (seeds, then test patients). "
-        f"Tests: paired Wald tests on the bootstrap standard error, {plural(len(st.tests), 'test')} in one "
-        f"family, Holm-adjusted at alpha = {p.study.alpha:g} (the intervals of differences are unadjusted). "
+        f"- **Statistics**: every choice on the validation fold (fold {', '.join(map(str, p.segment.val_folds))}; "
+        "it also served early stopping and the thresholds, so its figures are optimistic); the test fold "
+        f"({', '.join(map(str, p.segment.test_folds))}) only reports. A model's figure is the mean over its seeds; "
+        f"its 95% interval comes from {int(runs['bootstrap_resamples']):,} hierarchical bootstrap replicates "
+        "(test patients resampled, shared by all models, then seeds drawn with replacement, variance-corrected); "
+        f"{runs.get('bootstrap_acceptance', 1.0):.0%} of the patient draws kept a positive and a negative of every "
+        "scored class (the others were redrawn, so intervals are conditional on that class set). Macro-AUROC and "
+        "macro-AUPRC average over the scored classes, the thresholded figures over all. Comparisons: paired "
+        "contrasts whose standard error adds the patient part and each model's seed variance over its "
+        f"{plural(len(p.train.seeds), 'seed')}, against Student's t with Welch-Satterthwaite degrees of freedom; "
+        f"Holm-adjusted at alpha = {p.study.alpha:g} within two stated families: the answer's "
+        f"{plural(sum(t.family == 'answer' for t in st.tests), 'test')}, and the table's verdicts against the best "
+        f"({plural(sum(t.family == 'table' for t in st.tests), 'test')}). Intervals of differences are unadjusted. "
         '"As good as the best": non-inferior within '
         + ", ".join(f"{getattr(p.study.margins, f):g} {NAMES[f]}" for f in TESTED)
-        + ".",
+        + " (macro-AUROC for the table's verdicts).",
     ]
     return [line for line in lines if line]
 
@@ -164,6 +172,12 @@ def warnings(st: Study, info: RunInfo) -> list[str]:
     ]
     if outside:
         out.append(f"A point estimate lies outside its interval (a skewed statistic): {', '.join(outside)}.")
+    kept = float(next(iter(st.models.values())).runs.iloc[0].get("bootstrap_acceptance", 1.0))
+    if kept < 0.8:
+        out.append(
+            f"Only {kept:.0%} of the patient resamples kept every scored class (rare classes with a handful of "
+            "patients): the intervals are conditional on keeping them and may be too narrow."
+        )
     if out:
         out.insert(
             0,
@@ -182,11 +196,15 @@ def _significant(st: Study, t) -> bool:
 
 
 def _trend(
-    st: Study, t, up: str = "gains", down: str = "loses", flat: str = "changes nothing significant"
+    st: Study, t, up: str = "gains", down: str = "loses", flat: str = "shows no significant difference"
 ) -> str:
     if not _significant(st, t):
         return flat
     return up if t.difference > 0 else down
+
+
+def _stated(t) -> str:
+    return f"{_signed(t)}, Holm {_p(t.p_holm)}"
 
 
 def answer(st: Study) -> list[str]:
@@ -201,23 +219,25 @@ def answer(st: Study) -> list[str]:
     good = [k for k, v in verdicts.items() if v in ("best", "as good", "better")]
     smallest = min(good, key=lambda k: st.models[k].cost.get("params", np.inf))
     counts = {
-        v: sum(1 for x in verdicts.values() if x == v) for v in ("as good", "worse", "inconclusive", "better")
+        v: sum(1 for x in verdicts.values() if x == v)
+        for v in ("as good", "worse", "worse, within the margin", "inconclusive", "better")
     }
+    tally = (
+        f"{counts['as good']} as good, {counts['worse'] + counts['worse, within the margin']} worse, "
+        f"{counts['inconclusive']} inconclusive"
+        + (f", {counts['better']} better than the validation choice" if counts["better"] else "")
+    )
     s = st.models[smallest]
     if smallest == st.best:
         lines.append(
             f"- **Smallest model as good as the best**: the best itself; no smaller model is shown non-inferior "
-            f"within {p.study.margins.macro_auroc:g} macro-AUROC ({counts['inconclusive']} inconclusive, "
-            f"{counts['worse']} worse)."
+            f"within {p.study.margins.macro_auroc:g} macro-AUROC (of the others: {tally})."
         )
     else:
         lines.append(
             f"- **Smallest model as good as the best** (non-inferior within {p.study.margins.macro_auroc:g} "
-            f"macro-AUROC, Holm): **{s.name}**, {ci(st, s, PRIMARY)}, {_k(s.cost.get('params', 0))} parameters. "
-            f"Of the other models, {counts['as good']} as good, {counts['worse']} worse, "
-            f"{counts['inconclusive']} inconclusive"
-            + (f", {counts['better']} better than the validation choice" if counts["better"] else "")
-            + "."
+            f"macro-AUROC after Holm; the smallest of those the test fold shows non-inferior): **{s.name}**, "
+            f"{ci(st, s, PRIMARY)}, {_k(s.cost.get('params', 0))} parameters. Of the other models: {tally}."
         )
     for w in st.windows:
         ref = st.models.get((p.study.reference, w))
@@ -225,25 +245,33 @@ def answer(st: Study) -> list[str]:
             continue
         v = verdicts[ref.key]
         if v == "best":
-            text = "is the best model"
-        else:
-            t = st.by_name[f"vs_best/{ref.name}/{PRIMARY}"]
-            word = {
-                "as good": "is as good as the best",
-                "worse": "is worse than the best",
-                "better": "is better than the validation choice",
-                "inconclusive": "is neither shown as good as nor worse than the best",
-            }[v]
-            text = f"{word} (difference {_signed(t)}, Holm {_p(t.p_holm)})"
-        lines.append(f"- **The published choice** {ref.name}: {ci(st, ref, PRIMARY)}; it {text}.")
+            lines.append(
+                f"- **The published choice** {ref.name}: {ci(st, ref, PRIMARY)}; it is the best model."
+            )
+            continue
+        t = st.by_name[f"vs_best/{ref.name}"]
+        word = {
+            "as good": "is as good as the best",
+            "worse": "is worse than the best",
+            "worse, within the margin": "is worse than the best, though within the margin",
+            "better": "is better than the validation choice",
+            "inconclusive": "is neither shown as good as nor worse than the best",
+        }[v]
+        others = "; ".join(
+            f"{NAMES[f]} {_stated(st.by_name[f'reference/{w:g}/{f}'])}" for f in TESTED if f != PRIMARY
+        )
+        lines.append(
+            f"- **The published choice** {ref.name}: {ci(st, ref, PRIMARY)}; it {word} "
+            f"(macro-AUROC {_stated(t)}). Its other figures against the best: {others}."
+        )
     for w, key in st.best_recurrent.items():
         t = st.by_name.get(f"recurrence/{w:g}/{PRIMARY}")
         if t is None:
             continue
         lines.append(
             f"- **Recurrence at all**, {w:g} s: the best recurrent model ({key[0]}, chosen on validation) "
-            f"{_trend(st, t, 'beats', 'trails', 'does not differ significantly from')} the CNN alone: "
-            f"{_signed(t)} macro-AUROC (Holm {_p(t.p_holm)})."
+            f"{_trend(st, t, 'beats', 'trails', 'shows no significant difference from')} the CNN alone: "
+            f"macro-AUROC {_stated(t)}."
         )
     for w in st.windows:
         for kind in ("lstm", "gru", "bilstm", "bigru"):
@@ -256,52 +284,59 @@ def answer(st: Study) -> list[str]:
             ratio = stack[-1].cost.get("params", np.nan) / stack[0].cost.get("params", np.nan)
             lines.append(
                 f"- **{LABELS[kind]} depth**, {w:g} s: {stack[-1].depth} layers instead of {stack[0].depth} "
-                f"{_trend(st, t)} ({_signed(t)} macro-AUROC, Holm {_p(t.p_holm)}) for {ratio:.1f}x the parameters."
+                f"{_trend(st, t)} (macro-AUROC {_stated(t)}) for {ratio:.1f}x the parameters."
             )
     if "context/macro_auroc" in st.by_name:
         t = st.by_name["context/macro_auroc"]
         short, long = st.windows[0], st.windows[-1]
+        r_s, r_l = st.best_recurrent[short][0], st.best_recurrent[long][0]
         cnn, rec = st.by_name["context_cnn"], st.by_name["context_recurrent"]
+        same = "" if r_s == r_l else f" ({r_s} at {short:g} s, {r_l} at {long:g} s: two architectures)"
         lines.append(
-            f"- **What context adds**: from {short:g} s to {long:g} s, the value of recurrence (best recurrent "
-            f"model minus the CNN) {_trend(st, t, 'grows', 'shrinks', 'does not change significantly')}: "
-            f"{_signed(t)} macro-AUROC (Holm {_p(t.p_holm)}); the CNN alone {_trend(st, cnn)} "
-            f"({_signed(cnn)}), the best recurrent model {_trend(st, rec)} ({_signed(rec)})."
+            f"- **What context adds**: from {short:g} s to {long:g} s, the value of recurrence (the best recurrent "
+            f"model{same} minus the CNN) {_trend(st, t, 'grows', 'shrinks', 'shows no significant change')}: "
+            f"macro-AUROC {_stated(t)}. The CNN alone {_trend(st, cnn)} ({_signed(cnn)}); the best recurrent "
+            f"model {_trend(st, rec)} ({_signed(rec)})."
         )
-        fam = [st.by_name[f"context_family/{f}"] for f in st.family_order]
-        grows = [
-            f for f, t in zip(st.family_order, fam, strict=True) if _significant(st, t) and t.difference > 0
-        ]
+        ref = st.by_name.get("context_reference")
+        if ref is not None:
+            lines.append(
+                f"- For one architecture throughout, the reference {p.study.reference}: its gain over the CNN "
+                f"{_trend(st, ref, 'grows', 'shrinks', 'shows no significant change')} with context "
+                f"({_stated(ref)})."
+            )
+        fam = {f: st.by_name[f"context_family/{f}"] for f in st.family_order}
+        grows = [f for f, t in fam.items() if _significant(st, t) and t.difference > 0]
+        shrinks = [f for f, t in fam.items() if _significant(st, t) and t.difference < 0]
         if grows:
             lines.append(
                 f"- The gain from recurrence grows with context for the {', '.join(f'**{f}**' for f in grows)} "
                 f"{'family' if len(grows) == 1 else 'families'} ("
-                + "; ".join(
-                    f"{f} {_signed(t)}" for f, t in zip(st.family_order, fam, strict=True) if f in grows
-                )
-                + ")."
+                + "; ".join(f"{f} {_signed(fam[f])}" for f in grows)
+                + ")"
+                + (f"; it shrinks for {', '.join(shrinks)}." if shrinks else ".")
             )
         else:
-            lines.append("- No label family's gain from recurrence grows significantly with context.")
-    for w in st.best_recurrent:
-        parts = []
-        for f in st.family_order:
-            t = st.by_name.get(f"family/{w:g}/{f}")
-            if t is not None:
-                mark = "*" if _significant(st, t) else ""
-                parts.append(f"{f} {t.difference:+.3f}{mark}")
-        if parts:
-            helped = [
-                f
-                for f in st.family_order
-                if _significant(st, st.by_name[f"family/{w:g}/{f}"])
-                and st.by_name[f"family/{w:g}/{f}"].difference > 0
-            ]
             lines.append(
-                f"- **Where recurrence helps**, {w:g} s (families ranked on validation; * significant after Holm): "
-                + ", ".join(parts)
-                + (f". It helps {', '.join(helped)}." if helped else ". It helps no family significantly.")
+                "- No label family's gain from recurrence grows significantly with context"
+                + (f"; it shrinks for {', '.join(shrinks)}." if shrinks else ".")
             )
+    for w in st.best_recurrent:
+        tests = {
+            f: st.by_name[f"family/{w:g}/{f}"] for f in st.family_order if f"family/{w:g}/{f}" in st.by_name
+        }
+        if not tests:
+            continue
+        parts = [f"{f} {t.difference:+.3f}{'*' if _significant(st, t) else ''}" for f, t in tests.items()]
+        helped = [f for f, t in tests.items() if _significant(st, t) and t.difference > 0]
+        hurt = [f for f, t in tests.items() if _significant(st, t) and t.difference < 0]
+        verdict_text = (f"It helps {', '.join(helped)}" if helped else "It helps no family significantly") + (
+            f"; it hurts {', '.join(hurt)}." if hurt else "."
+        )
+        lines.append(
+            f"- **Where recurrence helps**, {w:g} s (mean per-class AUROC gain of {st.best_recurrent[w][0]} over the "
+            f"CNN; families ranked on validation; * significant after Holm): {', '.join(parts)}. {verdict_text}"
+        )
     lines += published_sentence(st)
     return lines
 
@@ -351,7 +386,7 @@ def published_sentence(st: Study) -> list[str]:
             + (" (best)" if m.key == st.best and m is not ref else "")
             + ": "
             + "; ".join(f"{k} on {', '.join(v)}" for k, v in status.items())
-            + " (its 95% interval against their single number)."
+            + " (this run's unadjusted 95% interval against their single number, whose own error is not known)."
         )
         if m.key == st.best:
             break
@@ -389,11 +424,13 @@ def tests_table(st: Study) -> pd.DataFrame:
             {
                 "test": t.name,
                 "kind": t.kind,
+                "family": t.family,
                 "figure": t.figure,
                 "a": t.a,
                 "b": t.b,
                 "difference (a better: +)": round(t.difference, 5),
                 "95% CI": f"[{t.lo:+.4f}, {t.hi:+.4f}]",
+                "df": round(t.df, 1) if np.isfinite(t.df) else "inf",
                 "margin": t.margin if t.kind == "non-inferiority" else "",
                 "p": t.p,
                 "p (Holm)": t.p_holm,
@@ -454,8 +491,10 @@ def summary(st: Study) -> dict:
         },
         "tests": {
             t.name: {
+                "family": t.family,
                 "difference": t.difference,
                 "ci": [t.lo, t.hi],
+                "df": t.df,
                 "p": t.p,
                 "p_holm": t.p_holm,
                 "significant": t.p_holm < st.params.study.alpha,

@@ -11,7 +11,9 @@ the study still reaches its trial count.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sys
 import warnings
 from collections.abc import Callable
@@ -184,6 +186,7 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float:
         point = suggest(trial, self.params.search)
         trial.set_user_attr("arch", point["arch"])
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
         model_cfg, train_cfg = settings_for(point, self.params)
 
         def on_epoch(record: dict) -> None:
@@ -299,6 +302,7 @@ def trials_table(study: optuna.Study) -> list[dict]:
                 "trial": t.number,
                 "state": t.state.name,
                 "arch": t.user_attrs.get("arch", ""),
+                "worker": t.user_attrs.get("worker", ""),
                 "window_s": t.params.get("window_s"),
                 "hidden": t.params.get("hidden"),
                 "lr": round(t.params.get("lr", float("nan")), 6),
@@ -310,7 +314,7 @@ def trials_table(study: optuna.Study) -> list[dict]:
     return rows
 
 
-def depth_table(done) -> "pd.DataFrame":
+def depth_table(done):
     """Best validation macro-AUROC per recurrent type (rows) and depth (columns), per window: the search's
     answer to the study's question, as a table the Prefect UI shows."""
     import pandas as pd

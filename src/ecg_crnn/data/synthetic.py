@@ -57,6 +57,11 @@ MORPHOLOGY_P = np.array([0.18, 0.17, 0.16, 0.16, 0.17, 0.16])
 RHYTHMS = ("SR", "SVARR", "BIGU", "SARRH")
 RHYTHM_P = np.array([0.7, 0.1, 0.1, 0.1])
 IRREGULARITY = 0.25  # RR interval variation of the three irregular rhythms, the same for each
+# Slow enough that two successive RR intervals, even short ones, span more than the CNN front end's ~1 s
+# receptive field (the order of intervals is no local pattern), and that a 2.5 s window mostly holds a single
+# interval (the order shows over 10 s, not over 2.5 s).
+RATE_BPM = (50, 80)
+SARRH_CYCLE = (4, 6)  # beats per cycle of sinus arrhythmia
 DEVICES = ("CS-12   E", "AT-6 C 5.5", "CS100    3", "AT-60    3", "AT-6     6")
 DATABASE_COLUMNS = [
     "ecg_id",
@@ -146,8 +151,8 @@ def rr_intervals(rhythm: str, rr0: float, n: int, rng: np.random.Generator) -> n
         jitter += a * rng.choice([-1.0, 1.0], n)
     elif rhythm == "BIGU":  # short, long, short, long, ...
         jitter += a * np.where(np.arange(n) % 2 == 0, -1.0, 1.0) * rng.choice([-1.0, 1.0])
-    elif rhythm == "SARRH":  # a smooth cycle over 4-6 beats
-        jitter += a * np.sin(2 * np.pi * np.arange(n) / rng.uniform(4, 6) + rng.uniform(0, 2 * np.pi))
+    elif rhythm == "SARRH":  # a smooth cycle over SARRH_CYCLE beats
+        jitter += a * np.sin(2 * np.pi * np.arange(n) / rng.uniform(*SARRH_CYCLE) + rng.uniform(0, 2 * np.pi))
     return rr0 * jitter
 
 
@@ -169,9 +174,7 @@ def render(
     """One 10 s, 12-lead record in mV, shape (12, fs * 10)."""
     n = fs * DURATION_S
     rhythm = next(c for c in codes if c in RHYTHMS)
-    # 50-80 bpm: two successive RR intervals, even short ones, span more than the CNN front end's ~1 s
-    # receptive field, so the order of intervals is not a local pattern.
-    rr0 = 60.0 / rng.uniform(50, 80)
+    rr0 = 60.0 / rng.uniform(*RATE_BPM)
     # R-peak times, starting before the record so that it opens mid-rhythm.
     rr = rr_intervals(rhythm, rr0, int(DURATION_S / (rr0 * (1 - IRREGULARITY))) + 4, rng)
     times = -rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
