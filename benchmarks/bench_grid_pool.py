@@ -102,7 +102,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ecg-crnn-bench-grid-"))
     write_synthetic(work / "synthetic", args.records, seed=1, progress=False)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PREFECT_HOME": str(work / "prefect"),
+    # This environment's dvc, prefect and git hooks first, for every command the benchmark runs.
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
            "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
     port, s3_port = free_port(), free_port()

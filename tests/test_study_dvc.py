@@ -158,7 +158,9 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
     assert len((out.stderr or "").strip().splitlines()) <= 1, out.stderr  # no flood of exporter warnings
     onnx_path = project / "models/2.5s/cnn_bilstm1/seed0/model.onnx"
     assert sorted(
-        p.name for p in onnx_path.parent.iterdir() if "onnx" in p.name or p.name.startswith(".")
+        p.name
+        for p in onnx_path.parent.iterdir()
+        if ("onnx" in p.name or p.name.startswith(".")) and p.name != ".gitignore"  # DVC's own
     ) == ["model.onnx"]  # one self-contained file, no temporary or companion data file left behind
     alone = tmp_path / "elsewhere"
     alone.mkdir()
