@@ -24,7 +24,9 @@ def fold_ten(seed: int = 0):
     prevalence = np.r_[0.001, 0.001, rng.uniform(0.005, 0.4, c - 2)]
     y = rng.random((n, c)) < prevalence
     s = np.clip(rng.normal(0.25 + 0.5 * y, 0.2), 0, 1).astype(np.float32)
-    patients = np.sort(np.r_[np.arange(1900), rng.integers(0, 1900, n - 1900)])  # 1,900 patients, some with several
+    patients = np.sort(
+        np.r_[np.arange(1900), rng.integers(0, 1900, n - 1900)]
+    )  # 1,900 patients, some with several
     return patients, y, s, np.full(c, 0.5)
 
 

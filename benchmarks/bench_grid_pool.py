@@ -83,8 +83,13 @@ def project(root: Path, source: Path, epochs: int, s3_endpoint: str | None, buck
     params["download"]["source"] = str(source)
     params["grid"].update({"work_pool": "bench", "resume_root": str(root.parent / "resume")})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@b"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+    }
     sh(["git", "init", "-q"], root)
     if s3_endpoint:
         sh(["dvc", "remote", "add", "-d", "store", f"s3://bench/{bucket_prefix}"], root)
@@ -104,17 +109,41 @@ def main() -> None:
     write_synthetic(work / "synthetic", args.records, seed=1, progress=False)
     # This environment's dvc, prefect and git hooks first, for every command the benchmark runs.
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
-           "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     port, s3_port = free_port(), free_port()
     (work / "s3" / "bench").mkdir(parents=True)
     procs = [
-        subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True),
-        subprocess.Popen([BIN / "rclone", "serve", "s3", "--addr", f"127.0.0.1:{s3_port}", "--auth-key",
-                          f"{KEY},{SECRET}", str(work / "s3")], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True),
+        subprocess.Popen(
+            [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [
+                BIN / "rclone",
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{s3_port}",
+                "--auth-key",
+                f"{KEY},{SECRET}",
+                str(work / "s3"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
     ]
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     results = {}
@@ -125,14 +154,24 @@ def main() -> None:
         sh(["dvc", "repro"], local, env)
         results["local `dvc repro` (embedded default)"] = time.perf_counter() - t
         for n in (1, 2):
-            root = project(work / f"pool{n}" / "p", work / "synthetic", args.epochs,
-                           f"http://127.0.0.1:{s3_port}", f"pool{n}")
+            root = project(
+                work / f"pool{n}" / "p",
+                work / "synthetic",
+                args.epochs,
+                f"http://127.0.0.1:{s3_port}",
+                f"pool{n}",
+            )
             flow = [sys.executable, str(REPO / "flows" / "grid.py"), "--params", str(root / "params.yaml")]
             sh([*flow, "--deploy"], root, env)
             workers = [
-                subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "bench", "--limit", "1"], env=env,
-                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 start_new_session=True)
+                subprocess.Popen(
+                    [BIN / "prefect", "worker", "start", "--pool", "bench", "--limit", "1"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
                 for _ in range(n)
             ]
             try:

@@ -68,7 +68,9 @@ def _checkout(git_url: str, ref: str, commit: str, where: Path) -> None:
 
 
 @flow(name="ecg-crnn-grid-run", log_prints=True)
-def grid_run_flow(git_url: str, ref: str, commit: str, stage: str, workdir: str, resume_root: str | None = None) -> dict:
+def grid_run_flow(
+    git_url: str, ref: str, commit: str, stage: str, workdir: str, resume_root: str | None = None
+) -> dict:
     """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
     from prefect.runtime import flow_run
 
@@ -86,8 +88,12 @@ def grid_run_flow(git_url: str, ref: str, commit: str, stage: str, workdir: str,
     progress = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        ["dvc", "repro", "--pull", stage], cwd=checkout, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        ["dvc", "repro", "--pull", stage],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     resumed, tail = False, []
     for line in proc.stdout:
@@ -128,14 +134,25 @@ def snapshot(repo: Path, git_remote: str | None) -> tuple[str, str, str]:
         tree = _run(["git", "write-tree"], repo, env).strip()
     finally:
         index.unlink(missing_ok=True)
-    ident = {"GIT_AUTHOR_NAME": "ecg-crnn grid", "GIT_AUTHOR_EMAIL": "grid@ecg-crnn",
-             "GIT_COMMITTER_NAME": "ecg-crnn grid", "GIT_COMMITTER_EMAIL": "grid@ecg-crnn"}
-    commit = _run(["git", "commit-tree", tree, "-p", "HEAD", "-m", "ecg-crnn grid snapshot"], repo,
-                  {**os.environ, **ident}).strip()
+    ident = {
+        "GIT_AUTHOR_NAME": "ecg-crnn grid",
+        "GIT_AUTHOR_EMAIL": "grid@ecg-crnn",
+        "GIT_COMMITTER_NAME": "ecg-crnn grid",
+        "GIT_COMMITTER_EMAIL": "grid@ecg-crnn",
+    }
+    commit = _run(
+        ["git", "commit-tree", tree, "-p", "HEAD", "-m", "ecg-crnn grid snapshot"],
+        repo,
+        {**os.environ, **ident},
+    ).strip()
     _run(["git", "update-ref", ref, commit], repo)
     if git_remote:
         _run(["git", "push", "-q", git_remote, f"{commit}:{ref}"], repo)
-        url = _run(["git", "remote", "get-url", git_remote], repo).strip() if "://" not in git_remote else git_remote
+        url = (
+            _run(["git", "remote", "get-url", git_remote], repo).strip()
+            if "://" not in git_remote
+            else git_remote
+        )
     else:
         url = repo.as_uri()
     return url, ref, commit
@@ -184,7 +201,9 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
                     silent = (datetime.now(UTC) - beat).total_seconds() if beat else 0
                     if silent > cfg.stale_after_s:
                         client.set_flow_run_state(
-                            run_id, Crashed(message=f"no heartbeat for {silent:.0f} s: its worker is gone"), force=True
+                            run_id,
+                            Crashed(message=f"no heartbeat for {silent:.0f} s: its worker is gone"),
+                            force=True,
                         )
                         state = "CRASHED"
                 if state in ("FAILED", "CRASHED", "CANCELLED"):
@@ -193,11 +212,16 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
                             f"grid: {stage} ended {state} {attempts[stage]} times; last: "
                             f"{run.state.message if run.state else ''} (see its run in the Prefect UI)"
                         )
-                    logger.warning(f"{stage}: run {state.lower()} ({run.state.message if run.state else ''}); resubmitted")
+                    logger.warning(
+                        f"{stage}: run {state.lower()} ({run.state.message if run.state else ''}); resubmitted"
+                    )
                     runs[stage], submitted[stage] = submit(stage), time.monotonic()
                     attempts[stage] += 1
                     state = "SCHEDULED"
-                elif state in ("SCHEDULED", "PENDING") and time.monotonic() - submitted[stage] > cfg.worker_timeout_s:
+                elif (
+                    state in ("SCHEDULED", "PENDING")
+                    and time.monotonic() - submitted[stage] > cfg.worker_timeout_s
+                ):
                     raise EcgCrnnError(
                         f"grid: no worker of work pool {cfg.work_pool!r} picked up {stage} within "
                         f"{cfg.worker_timeout_s} s (grid.worker_timeout_s); start one with "
@@ -237,10 +261,17 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
         work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
 
         def submit(stage: str):
-            params = {"git_url": url, "ref": ref, "commit": commit, "stage": stage, "workdir": work,
-                      "resume_root": cfg.resume_root}
-            return run_deployment(RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False,
-                                  flow_run_name=stage).id
+            params = {
+                "git_url": url,
+                "ref": ref,
+                "commit": commit,
+                "stage": stage,
+                "workdir": work,
+                "resume_root": cfg.resume_root,
+            }
+            return run_deployment(
+                RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False, flow_run_name=stage
+            ).id
 
         attempts = watch(submit, stages, cfg, logger)
     # 2. Everything the workers ran comes back through the run-cache; cost, drift and compare run here.
@@ -295,8 +326,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="The study's grid on a Prefect work pool")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--repo", default=".")
-    parser.add_argument("--workdir", help="where workers keep checkouts and their DVC cache (default ~/.cache/ecg-crnn/grid)")
-    parser.add_argument("--deploy", action="store_true", help="register the per-model flow on the work pool and exit")
+    parser.add_argument(
+        "--workdir", help="where workers keep checkouts and their DVC cache (default ~/.cache/ecg-crnn/grid)"
+    )
+    parser.add_argument(
+        "--deploy", action="store_true", help="register the per-model flow on the work pool and exit"
+    )
     args = parser.parse_args(argv)
     try:
         if args.deploy:

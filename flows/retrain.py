@@ -77,7 +77,9 @@ def retrain_flow(
         skipped.append("dvc pull and push: no DVC remote is configured (`dvc remote add -d NAME URL`)")
     ran = dvc_repro(repo, targets or [])
     stages = [line.split("'")[1] for line in ran.splitlines() if line.startswith("Running stage '")]
-    done.append(f"dvc repro: {len(stages)} stage(s) re-ran" if stages else "dvc repro: everything was up to date")
+    done.append(
+        f"dvc repro: {len(stages)} stage(s) re-ran" if stages else "dvc repro: everything was up to date"
+    )
     if configured and push:
         dvc_push(repo)
         done.append(f"pushed to DVC remote {', '.join(configured)}")
@@ -117,7 +119,9 @@ def retrain_flow(
             f"{'**yes**' if v['dataset_drift'] else 'no'} |"
             for k, v in drift.items()
         ]
-    create_markdown_artifact(key="retrain-summary", markdown="\n".join(lines), description="Retraining summary")
+    create_markdown_artifact(
+        key="retrain-summary", markdown="\n".join(lines), description="Retraining summary"
+    )
     return {
         "stages": stages,
         "remotes": configured,
@@ -152,7 +156,10 @@ def main(argv=None) -> int:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return 1
     ran = ", ".join(result["stages"]) or "nothing (up to date)"
-    print(f"retrain: re-ran {ran}; " + ("; ".join(f"skipped {s}" for s in result["skipped"]) or "nothing skipped"))
+    print(
+        f"retrain: re-ran {ran}; "
+        + ("; ".join(f"skipped {s}" for s in result["skipped"]) or "nothing skipped")
+    )
     if args.json:
         print(json.dumps(result))
     return 0

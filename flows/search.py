@@ -70,7 +70,8 @@ class TrialProgress:
         percent = 100.0 * done / self.target
         if self.artifact is None:
             self.artifact = create_progress_artifact(
-                progress=percent, description=f"Search {self.study_name}: share of its {self.target} trials done"
+                progress=percent,
+                description=f"Search {self.study_name}: share of its {self.target} trials done",
             )
         else:
             update_progress_artifact(self.artifact, progress=percent)
@@ -168,7 +169,8 @@ def publish_results(params_path: str, search_dir: str) -> dict:
     rows = trials_table(study)
     create_table_artifact(key="search-trials", table=rows, description=f"Trials of study {cfg.study_name}")
     command = " ".join(
-        ["dvc exp run --temp -n", f"search-{cfg.study_name}"] + [f"-S '{o}'" for o in promotion_overrides(point)]
+        ["dvc exp run --temp -n", f"search-{cfg.study_name}"]
+        + [f"-S '{o}'" for o in promotion_overrides(point)]
     )
     depth = pd.read_csv(out / "depth.csv")
     create_markdown_artifact(
@@ -196,7 +198,9 @@ def promote(point: dict, study_name: str, repo: str) -> str:
     `--temp` runs it in a temporary copy: the workspace (and what the next scheduled retraining reproduces)
     stays on the study; `dvc exp show` lists the experiment, `dvc exp apply` brings it in if wanted."""
     name = f"search-{study_name}"
-    cmd = ["dvc", "exp", "run", "--temp", "-n", name] + [a for o in promotion_overrides(point) for a in ("-S", o)]
+    cmd = ["dvc", "exp", "run", "--temp", "-n", name] + [
+        a for o in promotion_overrides(point) for a in ("-S", o)
+    ]
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:
         raise EcgCrnnError(f"promote: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")

@@ -113,6 +113,44 @@ def run(cmd, cwd, check=True):
     return proc
 
 
+def train_cmd(params, prepared, out, resume, arch="cnn_bilstm1", cli=("ecg-crnn",)) -> list[str]:
+    """`ecg-crnn train ARCH` at 2.5 s, seed 0, on the `prepared` data (`cli` swaps the command, e.g. `python -m`)."""
+    return [
+        *cli,
+        "--params",
+        str(params),
+        "train",
+        arch,
+        "--window",
+        "2.5",
+        "--seed",
+        "0",
+        "--filtered",
+        str(prepared / "filtered"),
+        "--segmented",
+        str(prepared / "segmented"),
+        "--out",
+        str(out),
+        "--resume-dir",
+        str(resume),
+    ]
+
+
+def start_workers(pool: str, env: dict, n: int = 2) -> list[subprocess.Popen]:
+    """`n` Prefect process workers on `pool`, one flow run at a time each, in their own process groups (to kill)."""
+    return [
+        subprocess.Popen(
+            [os.path.join(VENV_BIN, "prefect"), "worker", "start", "--pool", pool, "--limit", "1"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(n)
+    ]
+
+
 def make_project(root: Path) -> Path:
     """The project's pipeline files in a fresh git + DVC repository at `root`."""
     root.mkdir(parents=True)

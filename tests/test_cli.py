@@ -39,6 +39,21 @@ def test_every_option_has_help_and_shows_its_default(name):
             and action.dest != "help"
         ):
             assert f"(default: {action.default})" in " ".join(text.split()), (name, action.dest)
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for line in text.splitlines():
+        assert line.count("(default:") <= 1, (name, line)
+
+
+@pytest.mark.parametrize(
+    ("flag", "says"),
+    [
+        (["--window", "5"], "--window 5: not in study.windows (2.5, 10)"),
+        (["--seed", "7"], "--seed 7: not in train.seeds"),
+    ],
+)
+def test_predict_names_a_window_or_seed_the_study_does_not_have(tmp_path, capsys, flag, says):
+    assert main(["--params", str(REPO / "params.yaml"), "predict", str(tmp_path / "rec"), *flag]) == 1
+    assert says in capsys.readouterr().err
 
 
 def test_global_options_work_after_the_subcommand(tmp_path, write_params):

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecg_crnn import report
 from ecg_crnn.compare import Hypothesis, Model, Replicates, analyse, contrast, holm, make_test, verdict
 from ecg_crnn.config import from_dict
 from ecg_crnn.metrics import TESTED
 from ecg_crnn.plots import pareto_front, thousands
-from ecg_crnn.report import RunInfo, answer, header, published_rows, published_sentence, warnings
+from ecg_crnn.report import RunInfo, _d, answer, header, published_rows, published_sentence, warnings
 
 CLASSES = ["A", "B", "R1", "R2"]
 FAMILIES = ["MI", "MI", "rhythm", "rhythm"]
@@ -284,11 +285,19 @@ def test_header_and_warnings_say_what_the_run_rests_on():
     assert "A budget of 3 epochs is short" in text and "Only 40% of the patient resamples" in text
 
 
-def test_published_figures_are_set_beside_the_reference_and_the_best():
+def test_published_figures_are_set_beside_the_reference_and_the_best(monkeypatch):
     models = grid(
         {("cnn", 2.5): (0.9, 0.9), ("cnn_lstm1", 2.5): (0.91, 0.91), ("cnn_lstm3", 2.5): (0.9, 0.95)}
     )
     st = analyse(models, params(windows=[2.5]))
+    # These classes are not PTB-XL's 23 subdiagnostic ones: no verdict against the published figures.
+    assert published_sentence(st) == [
+        "- **Against the published figures** (Jafari & Jafari (2026, arXiv 2601.18830), CNN + 1 BiLSTM): not "
+        "comparable; the published figures are over PTB-XL's 23 diagnostic subclasses, and this run scores "
+        "4 classes, 4 of them not among those (23 subclasses of theirs absent)."
+    ]
+    assert all(v.endswith(": other classes") for v in published_rows(st)["cnn_lstm1 @ 2.5 s"])
+    monkeypatch.setattr(report, "PUBLISHED_CLASSES", frozenset(CLASSES))  # as if they were the published ones
     rows = published_rows(st)
     assert list(rows["figure"]) == ["Hamming loss", "macro-AUPRC", "micro-F1", "subset accuracy"]
     assert "cnn_lstm1 @ 2.5 s" in rows.columns and "cnn_lstm3 @ 2.5 s (best)" in rows.columns
@@ -308,6 +317,27 @@ def test_published_figures_are_set_beside_the_reference_and_the_best():
 def test_frontier_and_tick_labels():
     assert list(pareto_front(np.array([10, 20, 15, 40.0]), np.array([0.8, 0.85, 0.79, 0.9]))) == [0, 1, 3]
     assert list(pareto_front(np.array([10, 20.0]), np.array([0.9, 0.8]))) == [0]  # one point: no line drawn
+    # one architecture at two windows has one size: only the better of the two can be on the frontier
+    assert list(pareto_front(np.array([10, 10, 20.0]), np.array([0.8, 0.9, 0.95]))) == [1, 2]
+    assert list(pareto_front(np.array([10, 10, 20.0]), np.array([0.9, 0.8, 0.95]))) == [0, 2]
+    assert _d(-0.00001) == "+0.0000" and _d(-0.0004) == "-0.0004" and _d(0.0213) == "+0.021"
+
+
+@pytest.mark.parametrize("sizes", [[15e3, 32e3], [209e3, 1.27e6], [16e3, 1.3e6], [5e3, 5e6]])
+def test_the_frontier_axis_labels_its_ticks_however_narrow_its_range(sizes):
+    import matplotlib.pyplot as plt
+
+    from ecg_crnn.plots import _log_ticks
+
+    fig, ax = plt.subplots()
+    ax.plot(sizes, [0.9, 0.95], "o")
+    ax.set_xscale("log")
+    _log_ticks(ax.xaxis, np.array(sizes))
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    plt.close(fig)
+    assert 2 <= len(labels) <= 9, labels  # labelled, and not crowded
     assert thousands(16000) == "16k" and thousands(1_250_000) == "1.25M" and thousands(500) == "500"
 
 

@@ -19,7 +19,7 @@ from ecg_crnn.config import from_dict
 from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.search import best_point, create_study, make_storage, run_trials, save_results
 
-from .conftest import REPO, SMALL, VENV_BIN, kill_tree, run, set_params, stop_group
+from .conftest import REPO, SMALL, VENV_BIN, kill_tree, run, set_params, start_workers, stop_group
 
 SEARCH = {
     "models.channels": [8, 8, 16, 16],
@@ -175,17 +175,7 @@ def test_pool_search_on_postgres_with_two_workers_one_killed(
         _search_cmd(params, prepared, tmp_path, "--deploy"), env=env, capture_output=True, text=True, cwd=REPO
     )
     assert deployed.returncode == 0, deployed.stderr
-    workers = [
-        subprocess.Popen(
-            [os.path.join(VENV_BIN, "prefect"), "worker", "start", "--pool", "gpus", "--limit", "1"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(2)
-    ]
+    workers = start_workers("gpus", env)
     try:
         search = subprocess.Popen(
             _search_cmd(params, prepared, tmp_path),

@@ -18,7 +18,7 @@ from ecg_crnn.models import build_model, rnn_runs_in_bf16
 from ecg_crnn.pipeline import load_model_file
 from ecg_crnn.train import run_epoch
 
-from .conftest import SMALL
+from .conftest import SMALL, train_cmd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -32,24 +32,7 @@ def _cli(*args):
 
 
 def _train(params, prepared, out, resume, arch):
-    return _cli(
-        "--params",
-        str(params),
-        "train",
-        arch,
-        "--window",
-        "2.5",
-        "--seed",
-        "0",
-        "--filtered",
-        str(prepared / "filtered"),
-        "--segmented",
-        str(prepared / "segmented"),
-        "--out",
-        str(out),
-        "--resume-dir",
-        str(resume),
-    )
+    return train_cmd(params, prepared, out, resume, arch, cli=_cli())
 
 
 @pytest.mark.parametrize("arch", ["cnn_bilstm2", "cnn_gru1"])

@@ -19,13 +19,13 @@ from .conftest import (
     REPO,
     S3_KEY,
     S3_SECRET,
-    VENV_BIN,
     kill_tree,
     lock_hashes,
     make_project,
     run,
     set_all,
     set_params,
+    start_workers,
     stop_group,
 )
 
@@ -106,17 +106,7 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
     flow = [sys.executable, str(REPO / "flows" / "grid.py"), "--params", str(pool / "params.yaml")]
     deployed = subprocess.run([*flow, "--deploy"], cwd=pool, env=env, capture_output=True, text=True)
     assert deployed.returncode == 0, deployed.stderr
-    workers = [
-        subprocess.Popen(
-            [os.path.join(VENV_BIN, "prefect"), "worker", "start", "--pool", "grid-test", "--limit", "1"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(2)
-    ]
+    workers = start_workers("grid-test", env)
     try:
         coordinator = subprocess.Popen(
             [*flow, "--repo", str(pool), "--workdir", str(tmp_path / "work")],

@@ -21,7 +21,7 @@ from ecg_crnn.metrics import headline, tune_thresholds
 from ecg_crnn.pipeline import load_model_file
 from ecg_crnn.train import Schedule, predict_proba, random_crops, run_epoch, train
 
-from .conftest import SMALL
+from .conftest import SMALL, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -157,37 +157,15 @@ def test_an_epoch_reads_the_device_once_not_per_step(data, monkeypatch):
     assert reads == ["__float__"]
 
 
-def _train_cmd(params, prepared, out, resume, arch="cnn_bilstm1"):
-    return [
-        "ecg-crnn",
-        "--params",
-        str(params),
-        "train",
-        arch,
-        "--window",
-        "2.5",
-        "--seed",
-        "0",
-        "--filtered",
-        str(prepared / "filtered"),
-        "--segmented",
-        str(prepared / "segmented"),
-        "--out",
-        str(out),
-        "--resume-dir",
-        str(resume),
-    ]
-
-
 def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(prepared, tmp_path, write_params):
     params = write_params({**SMALL, "train.epochs": 8, "train.patience": None})
     whole = subprocess.run(
-        _train_cmd(params, prepared, tmp_path / "whole", tmp_path / "r1"), capture_output=True, text=True
+        train_cmd(params, prepared, tmp_path / "whole", tmp_path / "r1"), capture_output=True, text=True
     )
     assert whole.returncode == 0, whole.stderr
 
     out, resume = tmp_path / "killed", tmp_path / "r2"
-    proc = subprocess.Popen(_train_cmd(params, prepared, out, resume), stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_cmd(params, prepared, out, resume), stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (resume / "checkpoint.pt").exists():
         time.sleep(0.05)
@@ -198,7 +176,7 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(prepared, tmp_p
     assert 1 <= state["epoch"] < 8, "the run should have been killed part-way"
     assert not (out / "model.pt").exists()
 
-    again = subprocess.run(_train_cmd(params, prepared, out, resume), capture_output=True, text=True)
+    again = subprocess.run(train_cmd(params, prepared, out, resume), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "resuming after epoch" in again.stderr
     assert not resume.exists()  # finished: nothing left to resume
@@ -221,7 +199,7 @@ def test_the_same_training_gives_the_same_model_file_bytes(prepared, tmp_path, w
     params = write_params({**SMALL, "train.epochs": 1})
     for name in ("a", "b"):
         done = subprocess.run(
-            _train_cmd(params, prepared, tmp_path / name, tmp_path / f"r{name}", "cnn"),
+            train_cmd(params, prepared, tmp_path / name, tmp_path / f"r{name}", "cnn"),
             capture_output=True,
             text=True,
         )
@@ -250,7 +228,7 @@ def test_model_files_load_as_data_and_a_pickle_is_refused(prepared, tmp_path, wr
     monkeypatch.chdir(tmp_path)
     params = write_params({**SMALL, "train.epochs": 1})
     done = subprocess.run(
-        _train_cmd(params, prepared, tmp_path / "m", tmp_path / "r", "cnn"), capture_output=True, text=True
+        train_cmd(params, prepared, tmp_path / "m", tmp_path / "r", "cnn"), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     checkpoint = load_model_file(tmp_path / "m" / "model.pt")
@@ -266,7 +244,7 @@ def test_model_files_load_as_data_and_a_pickle_is_refused(prepared, tmp_path, wr
 def test_misspelled_architecture_fails_before_creating_anything(prepared, tmp_path, write_params):
     params = write_params(SMALL)
     failed = subprocess.run(
-        _train_cmd(params, prepared, tmp_path / "out", tmp_path / "resume", "cnn_lstm9"),
+        train_cmd(params, prepared, tmp_path / "out", tmp_path / "resume", "cnn_lstm9"),
         capture_output=True,
         text=True,
     )

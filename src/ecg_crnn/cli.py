@@ -143,6 +143,12 @@ def _model_dir(args, p) -> tuple[str, float, int, Path]:
         raise EcgCrnnError(f"unknown architecture {arch!r}; known: {', '.join(REGISTRY)}")
     window = args.window if args.window is not None else p.study.windows[0]
     seed = args.seed if args.seed is not None else p.train.seeds[0]
+    if window not in p.study.windows:
+        raise EcgCrnnError(
+            f"--window {window:g}: not in study.windows ({', '.join(f'{w:g}' for w in p.study.windows)})"
+        )
+    if seed not in p.train.seeds:
+        raise EcgCrnnError(f"--seed {seed}: not in train.seeds ({', '.join(map(str, p.train.seeds))})")
     return arch, window, seed, Path(window_name(window)) / arch / f"seed{seed}"
 
 
@@ -219,7 +225,12 @@ def _publish(args) -> None:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows a default once: not when the help already says where it comes from, nor for None or a flag."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or "") or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command("synth", "write a synthetic dataset in PTB-XL's layout", _synth)
     s.add_argument("out", type=Path, help="output directory (replaced)")
-    s.add_argument("--records", type=int, default=2000, help="number of records")
+    s.add_argument("--records", type=int, default=3000, help="number of records")
     s.add_argument("--rates", type=int, nargs="+", default=[100], choices=[100, 500], help="sampling rates")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument(

@@ -138,7 +138,8 @@ def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Mod
                 t = model_dirs.get(float(window), Path(models) / f"{window:g}s") / arch / f"seed{seed}"
                 t = t / "timing.json"
                 timing.append(json.loads(t.read_text())["train_seconds"] if t.is_file() else np.nan)
-            cost["train_seconds"] = float(np.nansum(timing)) if np.isfinite(timing).any() else np.nan
+            # per seed, as every other figure of a model is its seeds' mean
+            cost["train_seconds"] = float(np.nanmean(timing)) if np.isfinite(timing).any() else np.nan
             pc = per_class[0][["class", "family", "test_positives"]].copy()
             pc["auroc"] = np.mean([p["auroc"].to_numpy(float) for p in per_class], axis=0)
             lengths = {len(v) for vals in resampled.values() for v in vals}

@@ -199,7 +199,9 @@ def _quiet_exporter():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"The tensor attributes .* were assigned")
-        warnings.filterwarnings("ignore", module=r"torch\.onnx.*|onnxscript.*|torch\._export.*|torch\.export.*")
+        warnings.filterwarnings(
+            "ignore", module=r"torch\.onnx.*|onnxscript.*|torch\._export.*|torch\.export.*"
+        )
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from .compare import PRIMARY, Study  # noqa: E402
@@ -132,8 +132,7 @@ def plot_frontier(st: Study, path: Path) -> None:
     if len(front) > 1:
         ax.plot(params[front], score[front], "k--", lw=1, label="trade-off frontier")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+    _log_ticks(ax.xaxis, params[np.isfinite(params)])
     ax.set_xlabel("parameters")
     ax.set_ylabel("test macro-AUROC (95% CI)")
     ax.grid(alpha=0.3)
@@ -141,9 +140,21 @@ def plot_frontier(st: Study, path: Path) -> None:
     _save(fig, path)
 
 
+def _log_ticks(axis, values: np.ndarray) -> None:
+    """Labelled ticks on a log axis however narrow its range: within one decade (a grid whose models differ by
+    2x) a log axis has no power of ten to label, so ticks fall on 1-1.5-2-3-5-7 x 10^k there, on 1-2-5 over two
+    decades, on powers of ten beyond."""
+    decades = np.log10(values.max() / values.min()) if values.size and values.min() > 0 else 3
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades < 1 else (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(thousands))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def pareto_front(params: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Indices of the models that no smaller-or-equal model beats, ordered by size."""
-    order = np.argsort(params, kind="mergesort")
+    """Indices of the models that no smaller-or-equal model beats, ordered by size. Of models of equal size
+    (one architecture at several windows), only the best can be on it."""
+    order = np.lexsort((-score, params))
     front, best = [], -np.inf
     for i in order:
         if np.isfinite(params[i]) and score[i] > best:
@@ -174,6 +185,13 @@ def plot_heatmap(st: Study, path: Path) -> None:
         fontsize=7,
     )
     ax.set_yticks(range(len(models)), [m.name for m in models], fontsize=7)
+    # The values in the cells: near 1 the colours of 0.99 and 1.00 cannot be told apart.
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            shade = (v - vmin) / max(1.0 - vmin, 1e-9)
+            ax.text(
+                j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, color="k" if shade > 0.6 else "w"
+            )
     fig.colorbar(im, ax=ax, label="test AUROC (mean of seeds)")
     if missing.any():
         ax.legend(
@@ -241,9 +259,9 @@ def plot_schedule(st: Study, path: Path) -> None:
             best = int(h.loc[h["val_macro_auroc"].idxmax(), "epoch"]) if len(h) else 0
             y = i + 0.15 * (j - 1)
             a2.plot([1, len(h)], [y, y], color=COLORS[m.type], lw=1, alpha=0.5)
-            a2.plot(best, y, "o", color=COLORS[m.type], ms=4)
-            a2.plot(len(h), y, "|", color="k", ms=6)
-    a2.axvline(st.params.train.epochs, color="0.5", ls=":", lw=1)
+            a2.plot(best, y, "o", color=COLORS[m.type], ms=4, zorder=3)
+            a2.plot(len(h), y, "|", color="k", ms=7, mew=1.5, zorder=3)
+    a2.axvline(st.params.train.epochs, color="0.5", ls=":", lw=1, zorder=1)  # under the markers it would hide
     a2.set_yticks(range(len(models)), [m.name for m in models], fontsize=7)
     a2.set_xlabel("epoch (o best validation epoch, | last epoch; dotted: the budget)")
     a2.set_title("Where each seed stopped")

@@ -108,7 +108,7 @@ def _fetch_listing(source: Source, retries: int) -> str:
             f"download.source: {source.description} is unreachable ({exc}). Two ways on without it: "
             "set download.source to a local copy or mirror of PTB-XL, e.g. "
             "`dvc exp run -S download.source=../shared/ptbxl -S filter.records=present`; or make a "
-            "synthetic set with `ecg-crnn synth --records 2000 data/synthetic` and run with "
+            "synthetic set with `ecg-crnn synth --records 3000 data/synthetic` and run with "
             "`-S download.source=data/synthetic`"
         ) from None
 
