@@ -290,6 +290,6 @@ def test_unreachable_source_names_the_url_and_the_ways_on(tmp_path, write_params
     err = capsys.readouterr().err
     assert f"{url} is unreachable" in err and f"{url}SHA256SUMS.txt" in err
     assert "dvc exp run -S download.source=../shared/ptbxl -S filter.records=present" in err
-    assert "ecg-crnn synth --records 2000 data/synthetic" in err
+    assert "ecg-crnn synth --records 3000 data/synthetic" in err
     assert "-S download.source=data/synthetic" in err
     assert "Traceback" not in err

@@ -270,4 +270,4 @@ def test_unreachable_s3_endpoint_names_it_and_the_ways_on(tmp_path, write_params
     assert main(["--params", str(params), "-q", "download", "--out", str(tmp_path / "raw")]) == 1
     err = capsys.readouterr().err
     assert f"s3://physionet-open/ptb-xl/1.0.3/ at {endpoint} is unreachable" in err
-    assert "-S download.source=../shared/ptbxl" in err and "ecg-crnn synth --records 2000" in err
+    assert "-S download.source=../shared/ptbxl" in err and "ecg-crnn synth --records 3000" in err
