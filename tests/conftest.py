@@ -4,6 +4,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,18 @@ def train_cmd(params, prepared, out, resume, arch="cnn_bilstm1", cli=("ecg-crnn"
         "--resume-dir",
         str(resume),
     ]
+
+
+def kill_after_first_checkpoint(cmd: list[str], resume: Path, seconds: float, grace: float) -> None:
+    """Start a training command and SIGKILL it `grace` s after its first checkpoint appears in `resume`:
+    part-way through the run, with no chance to clean up."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (resume / "checkpoint.pt").exists():
+        time.sleep(0.02)
+    time.sleep(grace)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def start_workers(pool: str, env: dict, n: int = 2) -> list[subprocess.Popen]:

@@ -2,10 +2,8 @@
 the GPU, predict and export. Skipped, with that reason, where no CUDA device is present; run them wherever one is
 (`python -m pytest -m gpu`)."""
 
-import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -18,7 +16,7 @@ from ecg_crnn.models import build_model, rnn_runs_in_bf16
 from ecg_crnn.pipeline import load_model_file
 from ecg_crnn.train import run_epoch
 
-from .conftest import SMALL, train_cmd
+from .conftest import SMALL, kill_after_first_checkpoint, train_cmd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -43,13 +41,7 @@ def test_gpu_sigkill_and_resume_end_with_identical_weights(prepared, tmp_path, w
     )
     assert whole.returncode == 0, whole.stderr
     out, resume = tmp_path / "killed", tmp_path / "r2"
-    proc = subprocess.Popen(_train(params, prepared, out, resume, arch), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (resume / "checkpoint.pt").exists():
-        time.sleep(0.02)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(_train(params, prepared, out, resume, arch), resume, seconds=300, grace=0.2)
     state = torch.load(resume / "checkpoint.pt", weights_only=True)  # RNG states come back on the CPU
     assert state["generator"].device.type == "cpu" and state["cuda_rng"].device.type == "cpu"
     assert 1 <= state["epoch"] < 6, "the run should have been killed part-way"

@@ -3,9 +3,7 @@ uninterrupted result, and model files and checkpoints load as data, never as cod
 
 import math
 import pickle
-import signal
 import subprocess
-import time
 import tracemalloc
 
 import numpy as np
@@ -21,7 +19,7 @@ from ecg_crnn.metrics import headline, tune_thresholds
 from ecg_crnn.pipeline import load_model_file
 from ecg_crnn.train import Schedule, predict_proba, random_crops, run_epoch, train
 
-from .conftest import SMALL, train_cmd
+from .conftest import SMALL, kill_after_first_checkpoint, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -165,13 +163,7 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(prepared, tmp_p
     assert whole.returncode == 0, whole.stderr
 
     out, resume = tmp_path / "killed", tmp_path / "r2"
-    proc = subprocess.Popen(train_cmd(params, prepared, out, resume), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (resume / "checkpoint.pt").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(train_cmd(params, prepared, out, resume), resume, seconds=120, grace=0.3)
     state = torch.load(resume / "checkpoint.pt", weights_only=True)  # data only, no pickled objects
     assert 1 <= state["epoch"] < 8, "the run should have been killed part-way"
     assert not (out / "model.pt").exists()
