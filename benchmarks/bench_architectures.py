@@ -22,9 +22,10 @@ from common import dataset, machine, prepared, write_section
 from torch import nn
 
 from ecg_crnn.config import ModelSettings, Params, TrainSettings
-from ecg_crnn.evaluate import cpu_latency_ms
-from ecg_crnn.models import REGISTRY, build_model, count_parameters
-from ecg_crnn.train import make_deterministic, predict_proba, run_epoch
+from ecg_crnn.cost import cpu_latency_ms
+from ecg_crnn.models import build_model, count_parameters, predict_proba
+from ecg_crnn.registry import REGISTRY
+from ecg_crnn.training import make_deterministic, run_epoch
 
 
 def per_window_latency_ms(model, n_leads, starts, window, runs) -> float:
@@ -53,9 +54,7 @@ def _sync(device: torch.device) -> None:
 def epoch_seconds(name, data, device, tcfg, cfg, steps, val_records) -> float:
     train, val = data.splits["train"], data.splits["val"]
     torch.manual_seed(0)
-    model = build_model(
-        name, data.n_leads, len(data.classes), cfg.channels, cfg.kernel_size, cfg.hidden, cfg.dropout
-    )
+    model = build_model(name, data.n_leads, len(data.classes), cfg)
     model = model.to(device)
     xt, yt = torch.from_numpy(train.x).to(device), torch.from_numpy(train.y).to(device)
     opt, loss_fn = torch.optim.AdamW(model.parameters()), nn.BCEWithLogitsLoss()
@@ -105,15 +104,7 @@ def main() -> None:
             epoch_s = epoch_seconds(name, data, device, tcfg, cfg, args.steps, args.val_records)
             row = {"window_s": w, "arch": name, "epoch_s": epoch_s}
             if not args.no_latency:
-                model = build_model(
-                    name,
-                    data.n_leads,
-                    len(data.classes),
-                    cfg.channels,
-                    cfg.kernel_size,
-                    cfg.hidden,
-                    cfg.dropout,
-                ).eval()
+                model = build_model(name, data.n_leads, len(data.classes), cfg).eval()
                 row["params"] = count_parameters(model)
                 row["batched_ms"] = cpu_latency_ms(
                     model, data.n_leads, data.eval_starts, data.window, args.runs

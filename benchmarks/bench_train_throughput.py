@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from ecg_crnn.config import ModelSettings
 from ecg_crnn.dataset import standardize
 from ecg_crnn.models import build_model
-from ecg_crnn.train import run_epoch
+from ecg_crnn.training import run_epoch
 
 BATCH = 64
 
@@ -65,7 +65,7 @@ class MemoryDataset(Dataset):
 def fresh(n_classes: int, device: torch.device):
     torch.manual_seed(0)
     cfg = ModelSettings()
-    model = build_model("cnn_bilstm1", 12, n_classes, cfg.channels, cfg.kernel_size, cfg.hidden, cfg.dropout)
+    model = build_model("cnn_bilstm1", 12, n_classes, cfg)
     model = model.to(device)
     return model, torch.optim.AdamW(model.parameters(), lr=1e-3), nn.BCEWithLogitsLoss()
 

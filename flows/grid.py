@@ -34,23 +34,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from orchestration import REPO, deploy_to_pool, no_worker_message, state_of
+from orchestration import run as _run
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
 
-REPO = Path(__file__).resolve().parents[1]
 RUN_DEPLOYMENT = "ecg-crnn-grid-run/ecg-crnn-grid-run"
 EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
-TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-
-
-def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n{proc.stderr[-3000:]}")
-    return proc.stdout
 
 
 # ---- the worker's side ----------------------------------------------------------------------------------
@@ -195,7 +188,7 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
             states, done = {}, 0
             for stage, run_id in runs.items():
                 run = client.read_flow_run(run_id)
-                state = run.state.type.value if run.state else "PENDING"
+                state = state_of(run)
                 if state == "RUNNING":
                     beat = _last_heartbeat(client, run) or run.start_time
                     silent = (datetime.now(UTC) - beat).total_seconds() if beat else 0
@@ -223,9 +216,10 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
                     and time.monotonic() - submitted[stage] > cfg.worker_timeout_s
                 ):
                     raise EcgCrnnError(
-                        f"grid: no worker of work pool {cfg.work_pool!r} picked up {stage} within "
-                        f"{cfg.worker_timeout_s} s (grid.worker_timeout_s); start one with "
-                        f"`prefect worker start --pool {cfg.work_pool} --limit 1`"
+                        "grid: "
+                        + no_worker_message(
+                            stage, cfg.work_pool, cfg.worker_timeout_s, "grid.worker_timeout_s"
+                        )
                     )
                 done += state == "COMPLETED"
                 states[stage] = state
@@ -235,6 +229,21 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
             running = [s for s, v in states.items() if v == "RUNNING"]
             logger.info(f"{done}/{len(stages)} models done; running: {', '.join(running) or 'none'}")
             time.sleep(3)
+
+
+def _summary(models: int, pool: str, retried: dict[str, int], rerun: list[str], status: str) -> str:
+    return "\n".join(
+        [
+            "# ecg-crnn grid",
+            "",
+            f"{models} models trained and evaluated on work pool `{pool}`, restored here from "
+            "DVC's run-cache; cost, drift and the comparison report ran here.",
+            "",
+            f"Resubmitted after a crash or failure: {', '.join(f'{s} ({n}x)' for s, n in retried.items()) or 'none'}.",
+            f"Trained here (missing from the run-cache): {', '.join(rerun) or 'none'}.",
+            f"`dvc status`: {status}",
+        ]
+    )
 
 
 @flow(name="ecg-crnn-grid", log_prints=True)
@@ -285,18 +294,7 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
     create_markdown_artifact(
         key="grid-summary",
         description="The study's grid on the work pool",
-        markdown="\n".join(
-            [
-                "# ecg-crnn grid",
-                "",
-                f"{len(stages)} models trained and evaluated on work pool `{cfg.work_pool}`, restored here from "
-                "DVC's run-cache; cost, drift and the comparison report ran here.",
-                "",
-                f"Resubmitted after a crash or failure: {', '.join(f'{s} ({n}x)' for s, n in retried.items()) or 'none'}.",
-                f"Trained here (missing from the run-cache): {', '.join(rerun) or 'none'}.",
-                f"`dvc status`: {status}",
-            ]
-        ),
+        markdown=_summary(len(stages), cfg.work_pool, retried, rerun, status),
     )
     return {"stages": stages, "retried": retried, "trained_here": rerun, "status": status}
 
@@ -304,21 +302,13 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
 def deploy(params_path: str) -> None:
     """Create the work pool (process type) if needed and register the per-model flow on it."""
     cfg = load_params(params_path).grid
-    subprocess.run(
-        ["prefect", "work-pool", "create", cfg.work_pool, "--type", "process", "--overwrite"],
-        check=True,
-        capture_output=True,
-    )
-    source = cfg.git_remote or str(REPO)
-    grid_run_flow.from_source(source=source, entrypoint="flows/grid.py:grid_run_flow").deploy(
-        name="ecg-crnn-grid-run",
-        work_pool_name=cfg.work_pool,
-        job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(cfg.heartbeat_s)}},
-        print_next_steps=False,
-    )
-    print(
-        f"deployed {RUN_DEPLOYMENT} on work pool {cfg.work_pool!r}; start workers with "
-        f"`prefect worker start --pool {cfg.work_pool} --limit 1` (one per GPU)"
+    deploy_to_pool(
+        grid_run_flow,
+        "flows/grid.py:grid_run_flow",
+        "ecg-crnn-grid-run",
+        cfg.work_pool,
+        cfg.git_remote or str(REPO),
+        {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(cfg.heartbeat_s)}},
     )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from orchestration import run
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
@@ -24,11 +24,7 @@ from ecg_crnn.errors import EcgCrnnError
 
 
 def _run(cmd: list[str], repo: str) -> str:
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
-    print(f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}")
-    if proc.returncode != 0:
-        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout
+    return run(cmd, repo, echo=True)
 
 
 @task
@@ -60,6 +56,31 @@ def publish(repo: str, params_path: str) -> str:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def summary_markdown(done: list[str], skipped: list[str], stages: list[str], study: dict, drift: dict) -> str:
+    """The retraining summary artifact: what ran, what was skipped and why, the best model, drift per fold."""
+    lines = ["# ecg-crnn retraining", "", "## Done", "", *[f"- {d}" for d in done]]
+    if stages:
+        lines += ["", "Stages re-run: " + ", ".join(f"`{s}`" for s in stages) + "."]
+    lines += ["", "## Skipped, and why", "", *([f"- {s}" for s in skipped] or ["- nothing"]), ""]
+    if study:
+        best = study["best"]
+        m = study["models"].get(f"{best['arch']} @ {best['window_s']:g} s", {})
+        if m:
+            lo, hi = m["macro_auroc"]["ci"]
+            lines += [
+                f"Best model (chosen on validation): **{best['arch']} @ {best['window_s']:g} s**, test "
+                f"macro-AUROC {m['macro_auroc']['point']:.4f} [{lo:.4f}, {hi:.4f}].",
+                "",
+            ]
+    if drift:
+        lines += ["| fold | role | drifted columns | dataset drift |", "|---|---|---|---|"]
+        lines += [
+            f"| {k} | {v['role']} | {v['drifted_columns']}/{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} |"
+            for k, v in drift.items()
+        ]
+    return "\n".join(lines)
 
 
 @flow(name="ecg-crnn-retrain", log_prints=True)
@@ -98,29 +119,10 @@ def retrain_flow(
         print(f"done: {line}")
     for line in skipped:
         print(f"skipped: {line}")
-    lines = ["# ecg-crnn retraining", "", "## Done", "", *[f"- {d}" for d in done]]
-    if stages:
-        lines += ["", "Stages re-run: " + ", ".join(f"`{s}`" for s in stages) + "."]
-    lines += ["", "## Skipped, and why", "", *([f"- {s}" for s in skipped] or ["- nothing"]), ""]
-    if study:
-        best = study["best"]
-        m = study["models"].get(f"{best['arch']} @ {best['window_s']:g} s", {})
-        if m:
-            lo, hi = m["macro_auroc"]["ci"]
-            lines += [
-                f"Best model (chosen on validation): **{best['arch']} @ {best['window_s']:g} s**, test "
-                f"macro-AUROC {m['macro_auroc']['point']:.4f} [{lo:.4f}, {hi:.4f}].",
-                "",
-            ]
-    if drift:
-        lines += ["| fold | role | drifted columns | dataset drift |", "|---|---|---|---|"]
-        lines += [
-            f"| {k} | {v['role']} | {v['drifted_columns']}/{v['columns']} | "
-            f"{'**yes**' if v['dataset_drift'] else 'no'} |"
-            for k, v in drift.items()
-        ]
     create_markdown_artifact(
-        key="retrain-summary", markdown="\n".join(lines), description="Retraining summary"
+        key="retrain-summary",
+        markdown=summary_markdown(done, skipped, stages, study, drift),
+        description="Retraining summary",
     )
     return {
         "stages": stages,

@@ -22,24 +22,18 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+from orchestration import REPO, deploy_to_pool, no_worker_message, state_of
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.search import (
-    counted_trials,
-    create_study,
-    describe,
-    load_study,
-    promotion_overrides,
-    redact,
-    run_trials,
-    save_results,
-    trials_table,
-)
+from ecg_crnn.redaction import redact
+from ecg_crnn.search.objective import counted_trials, run_trials
+from ecg_crnn.search.results import save_results, trials_table
+from ecg_crnn.search.space import describe, promotion_overrides
+from ecg_crnn.search.study import create_study, load_study
 
-REPO = Path(__file__).resolve().parents[1]
 TRIALS_DEPLOYMENT = "ecg-crnn-trials/ecg-crnn-trials"
 
 
@@ -121,7 +115,7 @@ def _wait_for_pool(run_ids, params, search_dir: str, logger) -> None:
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
-            states = [r.state.type.value if r.state else "PENDING" for r in runs]
+            states = [state_of(r) for r in runs]
             study = load_study(cfg, Path(search_dir))
             done = counted_trials(study)
             if done >= cfg.trials:
@@ -135,11 +129,11 @@ def _wait_for_pool(run_ids, params, search_dir: str, logger) -> None:
             if waiting and time.monotonic() - started > cfg.worker_timeout_s:
                 for rid in run_ids:
                     client.set_flow_run_state(rid, _cancelled(), force=True)
+                waited = no_worker_message(
+                    "the trial runs", cfg.work_pool, cfg.worker_timeout_s, "search.worker_timeout_s"
+                )
                 raise EcgCrnnError(
-                    f"search: no worker of work pool {cfg.work_pool!r} picked up the trial runs within "
-                    f"{cfg.worker_timeout_s} s (search.worker_timeout_s); start one with "
-                    f"`prefect worker start --pool {cfg.work_pool} --limit 1`. The runs were cancelled; the "
-                    f"study and its {done} trials are kept."
+                    f"search: {waited}. The runs were cancelled; the study and its {done} trials are kept."
                 )
             logger.info(f"{done}/{cfg.trials} trials; runs: {', '.join(states)}")
             time.sleep(2)
@@ -252,20 +246,8 @@ def search_flow(
 
 def deploy(params_path: str) -> None:
     """Create the work pool (process type) if needed and register the trial runner on it."""
-    params = load_params(params_path)
-    pool = params.search.work_pool
-    subprocess.run(
-        ["prefect", "work-pool", "create", pool, "--type", "process", "--overwrite"],
-        check=True,
-        capture_output=True,
-    )
-    trials_flow.from_source(source=str(REPO), entrypoint="flows/search.py:trials_flow").deploy(
-        name="ecg-crnn-trials", work_pool_name=pool, print_next_steps=False
-    )
-    print(
-        f"deployed {TRIALS_DEPLOYMENT} on work pool {pool!r}; start workers with "
-        f"`prefect worker start --pool {pool} --limit 1` (one per GPU)"
-    )
+    pool = load_params(params_path).search.work_pool
+    deploy_to_pool(trials_flow, "flows/search.py:trials_flow", "ecg-crnn-trials", pool, str(REPO))
 
 
 def main(argv=None) -> int:

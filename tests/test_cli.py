@@ -1,16 +1,12 @@
-"""The command line explains itself, and the pipeline's stages declare the code they run."""
-
-import subprocess
-import sys
+"""The command line explains itself."""
 
 import pandas as pd
 import pytest
-import yaml
 
 from ecg_crnn import __version__
 from ecg_crnn.cli import build_parser, main
 
-from .conftest import REPO
+from .helpers.paths import REPO
 
 
 def test_version(capsys):
@@ -65,46 +61,9 @@ def test_global_options_work_after_the_subcommand(tmp_path, write_params):
     assert str(args.params) == "p.yaml" and args.quiet
 
 
-def _modules_used_by(*modules: str) -> set[str]:
-    """Source files of every ecg_crnn module that importing `modules` loads."""
-    code = f"import sys; import {', '.join(modules)}; print('\\n'.join(m for m in sys.modules if m.startswith('ecg_crnn')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    files = set()
-    for m in out.split():
-        path = "src/" + m.replace(".", "/")
-        files.add(path + "/__init__.py" if (REPO / path).is_dir() else path + ".py")
-    return files
-
-
-# Modules whose change cannot change a stage's output: the parameters are DVC params; errors, atomic writes and
-# package markers do not touch the numbers.
-NEUTRAL = {
-    "src/ecg_crnn/__init__.py",
-    "src/ecg_crnn/data/__init__.py",
-    "src/ecg_crnn/config.py",
-    "src/ecg_crnn/errors.py",
-    "src/ecg_crnn/atomic.py",
-}
-
-
-@pytest.mark.parametrize(
-    ("stage", "modules"),
-    [
-        ("train", ["ecg_crnn.train", "ecg_crnn.dataset"]),
-        ("evaluate", ["ecg_crnn.evaluate", "ecg_crnn.dataset"]),
-    ],
-)
-def test_study_stages_declare_the_code_they_run(stage, modules):
-    """A change to any module the stage's computation imports re-runs the stage (metrics.py was missing from
-    the train stage once: early stopping reads it)."""
-    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
-    deps = set(spec["deps"])
-    missing = _modules_used_by(*modules) - NEUTRAL - deps
-    assert not missing, f"{stage} stage does not list {sorted(missing)}"
-
-
 def test_report_html_escapes_names_from_the_csvs():
-    from ecg_crnn.report import _table_md, render_html
+    from ecg_crnn.report.render import render_html
+    from ecg_crnn.report.render import table_md as _table_md
 
     df = pd.DataFrame(
         {"family": ["<script>alert(1)</script>"], "classes": ["<img src=x onerror=alert(2)>|A"]}

@@ -5,7 +5,7 @@ import pytest
 from ecg_crnn.cli import main
 from ecg_crnn.config import ConfigError, from_dict, load_params
 
-from .conftest import REPO
+from .helpers.paths import REPO
 
 
 def test_repository_params_load_with_defaults():

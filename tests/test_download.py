@@ -12,12 +12,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ecg_crnn.cli import main
-from ecg_crnn.data.checksums import parse_sums, sha256_file
+from ecg_crnn.data.checksums import parse_sums
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.hashing import sha256_file
 
-from .conftest import http_server
+from .helpers.servers import http_server
 
 
 def _all_verified(out, source_root) -> int:
@@ -182,12 +183,13 @@ def _unlist(source_root, *relpaths: str) -> None:
 
 
 def test_record_dropped_by_the_source_disappears_locally(synthetic_copy, tmp_path, capsys):
-    from ecg_crnn.config import DataSettings, FilterSettings
-    from ecg_crnn.data.filtering import load_labels, run_filter
+    from ecg_crnn.data.labels import load_labels
+
+    from .helpers.stages import filter_records
 
     out = tmp_path / "raw"
     download(open_source(str(synthetic_copy)), out, 100, workers=2, progress=False)
-    before = run_filter(out, tmp_path / "f1", DataSettings(), FilterSettings(), progress=False)
+    before = filter_records(out, tmp_path / "f1")
     ids = set(load_labels(tmp_path / "f1")[0]["ecg_id"])
     assert {3, 4} <= ids
     outside = tmp_path / "outside.txt"
@@ -210,9 +212,7 @@ def test_record_dropped_by_the_source_disappears_locally(synthetic_copy, tmp_pat
     assert not (out / "records100" / "link.txt").is_symlink() and not (out / "stray").exists()
     assert outside.read_text() == "not the download's"
     assert (out / "SHA256SUMS.txt").is_file() and (out / "ptbxl_database.csv").is_file()
-    after = run_filter(
-        out, tmp_path / "f2", DataSettings(), FilterSettings(records="present"), progress=False
-    )
+    after = filter_records(out, tmp_path / "f2", records="present")
     assert after["records"] == before["records"] - 2
     assert set(load_labels(tmp_path / "f2")[0]["ecg_id"]) == ids - {3, 4}
 
@@ -256,7 +256,7 @@ def _failing_server(root, fail: str):
 def test_a_failing_file_is_tried_retries_plus_one_times(synthetic_copy, tmp_path, retries):
     bad = "/records100/00000/00007_lr.dat"
     with _failing_server(synthetic_copy, bad) as (url, counts):
-        source = open_source(url, retries=retries, timeout_s=5)
+        source = open_source(url, timeout_s=5)
         with pytest.raises(EcgCrnnError) as err:
             download(source, tmp_path / "raw", 100, workers=2, progress=False, retries=retries)
     assert counts[bad] == retries + 1
@@ -266,7 +266,7 @@ def test_a_failing_file_is_tried_retries_plus_one_times(synthetic_copy, tmp_path
 
 def test_a_failing_listing_is_tried_retries_plus_one_times(synthetic_copy, tmp_path):
     with _failing_server(synthetic_copy, "*") as (url, counts):
-        source = open_source(url, retries=2, timeout_s=5)
+        source = open_source(url, timeout_s=5)
         with pytest.raises(EcgCrnnError) as err:
             download(source, tmp_path / "raw", 100, progress=False, retries=2)
     assert counts == {"/SHA256SUMS.txt": 3}

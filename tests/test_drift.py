@@ -5,21 +5,22 @@ import json
 import numpy as np
 import pytest
 
-from ecg_crnn.config import DataSettings, DriftSettings, FilterSettings, SegmentSettings
-from ecg_crnn.data.filtering import run_filter
-from ecg_crnn.data.segment import run_segment
 from ecg_crnn.data.synthetic import write_synthetic
-from ecg_crnn.drift import heart_rate, run_drift, run_prediction_drift, signal_features
+from ecg_crnn.drift import heart_rate, signal_features
+from ecg_crnn.layout import RunKey, evaluation_dir
+from ecg_crnn.stages import drift, drift_predictions
 
-from .conftest import run, set_params
+from .helpers.params import params, set_params
+from .helpers.processes import run
+from .helpers.stages import filter_records, segment_records
 
 
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory):
     root = tmp_path_factory.mktemp("shifted")
     write_synthetic(root / "raw", 1500, seed=5, progress=False, shift_fold=10)
-    run_filter(root / "raw", root / "filtered", DataSettings(), FilterSettings(), progress=False)
-    run_segment(root / "filtered", root / "segmented", SegmentSettings())
+    filter_records(root / "raw", root / "filtered")
+    segment_records(root / "filtered", root / "segmented")
     return root
 
 
@@ -51,14 +52,14 @@ def test_heart_rate_and_noise_estimates_on_known_signals():
 
 
 def test_shifted_fold_is_flagged_and_unshifted_are_not(shifted, tmp_path):
-    summary = run_drift(
+    paths = drift.Paths(
         shifted / "raw",
         shifted / "filtered",
         shifted / "segmented",
         tmp_path / "drift",
         tmp_path / "drift.json",
-        DriftSettings(),
     )
+    summary = drift.run(params(), paths)
     assert set(summary) == {f"fold_{k}" for k in range(1, 11)}
     assert summary["fold_10"]["dataset_drift"] and summary["fold_10"]["role"] == "test"
     assert summary["fold_10"]["drift_share"] > 0.6
@@ -85,8 +86,12 @@ def test_prediction_drift(tmp_path):
     rng = np.random.default_rng(0)
     val = rng.beta(2, 5, (400, 3))
     test = np.c_[rng.beta(2, 5, 400), rng.beta(5, 2, 400), rng.beta(2, 5, 400)]  # class B's scores moved
-    np.savez(tmp_path / "p.npz", classes=np.array(["A", "B", "C/D"]), val_p=val, test_p=test)
-    s = run_prediction_drift(tmp_path / "p.npz", tmp_path / "r", tmp_path / "s.json", DriftSettings())
+    key = RunKey("cnn", 2.5, 0)
+    folder = evaluation_dir(key, tmp_path / "evaluation")
+    folder.mkdir(parents=True)
+    np.savez(folder / "predictions.npz", classes=np.array(["A", "B", "C/D"]), val_p=val, test_p=test)
+    paths = drift_predictions.Paths(tmp_path / "evaluation", tmp_path / "r", tmp_path / "s.json")
+    s = drift_predictions.run(params(), key, paths)
     assert s["drifted_columns"] == 1 and list(s["most_drifted"]) == ["score_B"]
     assert (tmp_path / "r" / "index.html").stat().st_size > 0
     assert json.loads((tmp_path / "s.json").read_text()) == {
@@ -96,7 +101,7 @@ def test_prediction_drift(tmp_path):
 
 def test_dvc_repro_drift_on_a_shifted_synthetic_dataset(project, tmp_path):
     write_synthetic(tmp_path / "shifted", 1200, seed=9, progress=False, shift_fold=9)
-    set_params(project, download__source=str(tmp_path / "shifted"))
+    set_params(project, {"download.source": str(tmp_path / "shifted")})
     run(["dvc", "repro", "drift"], project)
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     drift = next(iter(metrics.values()))["data"]["reports/drift.json"]["data"]["drift_share"]
@@ -112,17 +117,12 @@ def test_a_category_missing_from_one_fold_is_drift_without_a_warning(synthetic_d
     flagged; the console gets no RuntimeWarning."""
     import warnings
 
-    run_filter(synthetic_dir, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
-    run_segment(tmp_path / "f", tmp_path / "s", SegmentSettings())
+    filter_records(synthetic_dir, tmp_path / "f")
+    segment_records(tmp_path / "f", tmp_path / "s")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run_drift(
-            synthetic_dir,
-            tmp_path / "f",
-            tmp_path / "s",
-            tmp_path / "d",
-            tmp_path / "d.json",
-            DriftSettings(),
-            workers=1,
+        paths = drift.Paths(
+            synthetic_dir, tmp_path / "f", tmp_path / "s", tmp_path / "d", tmp_path / "d.json"
         )
+        drift.run(params(), paths, workers=1)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]

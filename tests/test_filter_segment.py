@@ -8,11 +8,12 @@ import pytest
 import wfdb
 
 from ecg_crnn.cli import main
-from ecg_crnn.config import DataSettings, FilterSettings, SegmentSettings
-from ecg_crnn.data.cache import SignalCache
-from ecg_crnn.data.filtering import load_labels, run_filter
-from ecg_crnn.data.segment import eval_starts, run_segment, window_layout
+from ecg_crnn.data.labels import load_labels
+from ecg_crnn.data.signals import SignalCache
+from ecg_crnn.data.windows import eval_starts, window_layout
 from ecg_crnn.errors import EcgCrnnError
+
+from .helpers.stages import filter_records, segment_records
 
 
 def _snapshot(directory):
@@ -23,11 +24,9 @@ def test_real_records_need_the_present_switch(shared_ptbxl, tmp_path):
     with pytest.raises(
         EcgCrnnError, match=r"20,911 of 21,388 records named in .*ptbxl_database\.csv are missing"
     ):
-        run_filter(shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+        filter_records(shared_ptbxl, tmp_path / "f")
     assert not (tmp_path / "f").exists()
-    summary = run_filter(
-        shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(records="present"), progress=False
-    )
+    summary = filter_records(shared_ptbxl, tmp_path / "f", records="present")
     assert summary["records"] == 477  # the 488 present minus 11 without a diagnostic statement
     table, classes = load_labels(tmp_path / "f")
     assert all(table[c].sum() > 0 for c in classes)
@@ -40,21 +39,13 @@ def test_real_records_need_the_present_switch(shared_ptbxl, tmp_path):
 
 
 def test_task_switches(synthetic_dir, tmp_path):
-    s = run_filter(
-        synthetic_dir, tmp_path / "a", DataSettings(), FilterSettings(task="superdiagnostic"), progress=False
-    )
+    s = filter_records(synthetic_dir, tmp_path / "a", task="superdiagnostic")
     assert set(s["classes"]) == {"NORM", "MI", "HYP", "CD", "STTC", "rhythm"}
-    r = run_filter(
-        synthetic_dir, tmp_path / "b", DataSettings(), FilterSettings(task="rhythm"), progress=False
-    )
+    r = filter_records(synthetic_dir, tmp_path / "b", task="rhythm")
     assert set(r["classes"]) == {"SR", "SVARR", "BIGU", "SARRH"} and r["records"] == 300
-    m = run_filter(
-        synthetic_dir, tmp_path / "c", DataSettings(), FilterSettings(min_class_count=40), progress=False
-    )
+    m = filter_records(synthetic_dir, tmp_path / "c", min_class_count=40)
     assert all(n >= 40 for n in m["positives"].values())
-    v = run_filter(
-        synthetic_dir, tmp_path / "d", DataSettings(), FilterSettings(validated_only=True), progress=False
-    )
+    v = filter_records(synthetic_dir, tmp_path / "d", validated_only=True)
     db = pd.read_csv(synthetic_dir / "ptbxl_database.csv")
     assert set(load_labels(tmp_path / "d")[0]["ecg_id"]) <= set(db.loc[db["validated_by_human"], "ecg_id"])
     assert v["records"] < 300
@@ -93,8 +84,8 @@ def test_bad_input_leaves_previous_output_untouched(synthetic_copy, tmp_path, wr
 
 
 def test_segment_fits_standardization_on_training_folds_only(synthetic_dir, tmp_path):
-    run_filter(synthetic_dir, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
-    info = run_segment(tmp_path / "f", tmp_path / "s", SegmentSettings())
+    filter_records(synthetic_dir, tmp_path / "f")
+    info = segment_records(tmp_path / "f", tmp_path / "s")
     split = pd.read_csv(tmp_path / "s" / "split.csv")
     table, _ = load_labels(tmp_path / "f")
     assert set(split.loc[split.split == "test", "strat_fold"]) == {10}
@@ -115,10 +106,8 @@ def test_segment_fits_standardization_on_training_folds_only(synthetic_dir, tmp_
 def test_patient_never_crosses_splits_on_the_real_database(shared_ptbxl, tmp_path):
     """The real pipeline (filter, then segment) on PTB-XL's own CSV: no patient in two splits, and the
     folds are the database's strat_fold, record for record."""
-    run_filter(
-        shared_ptbxl, tmp_path / "f", DataSettings(), FilterSettings(records="present"), progress=False
-    )
-    run_segment(tmp_path / "f", tmp_path / "s", SegmentSettings())
+    filter_records(shared_ptbxl, tmp_path / "f", records="present")
+    segment_records(tmp_path / "f", tmp_path / "s")
     split = pd.read_csv(tmp_path / "s" / "split.csv")
     labels = load_labels(tmp_path / "f")[0]
     assert len(split) == len(labels) == 477 and set(split["split"]) == {"train", "val", "test"}
@@ -169,7 +158,7 @@ def test_database_path_out_of_the_dataset_is_refused(synthetic_copy, tmp_path, k
     filename = "../outside/00007_lr" if kind == "relative" else str(outside / "00007_lr")
     _set_filename(synthetic_copy, 7, filename)
     with pytest.raises(EcgCrnnError) as err:
-        run_filter(synthetic_copy, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+        filter_records(synthetic_copy, tmp_path / "f")
     message = str(err.value)
     assert "ptbxl_database.csv" in message and "ecg_id 7" in message and filename in message
     assert not (tmp_path / "f").exists()
@@ -203,21 +192,21 @@ def _set_header_fs(base, fs):
 def test_record_at_another_sampling_rate_is_refused(synthetic_copy, tmp_path, ecg_id):
     _set_header_fs(_rec(synthetic_copy, ecg_id), 500)
     with pytest.raises(EcgCrnnError, match=rf"{ecg_id:05d}_lr\.hea: 500 Hz, but data\.sampling_rate is 100"):
-        run_filter(synthetic_copy, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+        filter_records(synthetic_copy, tmp_path / "f")
 
 
 def test_record_with_other_lead_names_is_refused(synthetic_copy, tmp_path):
     hea = _rec(synthetic_copy, 42).with_suffix(".hea")
     hea.write_text(hea.read_text().replace(" V6\n", " V7\n"))
     with pytest.raises(EcgCrnnError, match=r"00042_lr\.hea: leads .*V7.* the first record's .*V6"):
-        run_filter(synthetic_copy, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+        filter_records(synthetic_copy, tmp_path / "f")
 
 
 def test_record_in_unknown_units_is_refused(synthetic_copy, tmp_path):
     hea = _rec(synthetic_copy, 42).with_suffix(".hea")
     hea.write_text(hea.read_text().replace("/mV 16 0", "/mmHg 16 0", 1))
     with pytest.raises(EcgCrnnError, match=r"00042_lr\.hea: lead I is in 'mmHg'"):
-        run_filter(synthetic_copy, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+        filter_records(synthetic_copy, tmp_path / "f")
 
 
 def test_leads_order_units_gain_and_baseline_give_the_right_physical_signal(synthetic_copy, tmp_path):
@@ -237,7 +226,7 @@ def test_leads_order_units_gain_and_baseline_give_the_right_physical_signal(synt
     scaled = np.round(originals[44].T * np.array(gains)[:, None] + np.array(baselines)[:, None])
     _write_fmt16(_rec(synthetic_copy, 44), scaled, leads, gains, baselines, ["mV"] * n)
 
-    run_filter(synthetic_copy, tmp_path / "f", DataSettings(), FilterSettings(), progress=False)
+    filter_records(synthetic_copy, tmp_path / "f")
     table, _ = load_labels(tmp_path / "f")
     cache = SignalCache.open(tmp_path / "f")
     assert cache.leads == leads
@@ -269,7 +258,7 @@ def _spoil(root):
 def test_unusable_records_are_dropped_and_listed(synthetic_copy, tmp_path, capsys):
     _spoil(synthetic_copy)
     out = tmp_path / "f"
-    summary = run_filter(synthetic_copy, out, DataSettings(), FilterSettings(), progress=False)
+    summary = filter_records(synthetic_copy, out)
     table, classes = load_labels(out)
     assert summary["records"] == len(table) == 298 and not {42, 43} & set(table["ecg_id"])
     dropped = pd.read_csv(out / "dropped.csv")
@@ -305,7 +294,7 @@ def test_unusable_records_can_be_refused(synthetic_copy, tmp_path, write_params,
 
 
 def test_a_class_left_under_the_minimum_by_dropping_goes_with_its_records(synthetic_copy, tmp_path):
-    first = run_filter(synthetic_copy, tmp_path / "a", DataSettings(), FilterSettings(), progress=False)
+    first = filter_records(synthetic_copy, tmp_path / "a")
     table, classes = load_labels(tmp_path / "a")
     rarest = min(classes, key=lambda c: first["positives"][c])
     holders = table.loc[table[rarest] == 1, "ecg_id"].tolist()
@@ -324,8 +313,7 @@ def test_a_class_left_under_the_minimum_by_dropping_goes_with_its_records(synthe
         [0] * n,
         ["mV"] * n,
     )
-    cfg = FilterSettings(min_class_count=first["positives"][rarest])
-    summary = run_filter(synthetic_copy, tmp_path / "b", DataSettings(), cfg, progress=False)
+    summary = filter_records(synthetic_copy, tmp_path / "b", min_class_count=first["positives"][rarest])
     assert rarest not in summary["classes"] and rarest not in summary["families"]
     after, _ = load_labels(tmp_path / "b")
     assert rarest not in after.columns

@@ -17,9 +17,15 @@ import yaml
 
 from ecg_crnn.config import from_dict
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.search import best_point, create_study, make_storage, run_trials, save_results
+from ecg_crnn.search.objective import run_trials
+from ecg_crnn.search.results import save_results
+from ecg_crnn.search.space import best_point
+from ecg_crnn.search.storage import make_storage
+from ecg_crnn.search.study import create_study
 
-from .conftest import REPO, SMALL, VENV_BIN, kill_tree, run, set_params, start_workers, stop_group
+from .helpers.params import SMALL, set_params
+from .helpers.paths import REPO, VENV_BIN
+from .helpers.processes import kill_tree, run, start_workers, stop_group
 
 SEARCH = {
     "models.channels": [8, 8, 16, 16],
@@ -67,7 +73,7 @@ def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_param
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert f"study.architectures=[{point['arch']}]" in best["dvc_exp_run"]
     # Optuna's own dashboard opens the journal, as the README shows.
-    from .conftest import _wait_http, free_port
+    from .helpers.servers import free_port, wait_http
 
     port = free_port()
     dash = subprocess.Popen(
@@ -85,7 +91,7 @@ def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_param
     try:
         import urllib.request
 
-        _wait_http(f"http://127.0.0.1:{port}/api/studies", 30)
+        wait_http(f"http://127.0.0.1:{port}/api/studies", 30)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
             assert params.search.study_name in resp.read().decode()
     finally:
@@ -100,7 +106,7 @@ def test_a_trial_that_raises_ends_clearly_and_keeps_the_study(prepared, tmp_path
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr("ecg_crnn.search.train", broken)
+    monkeypatch.setattr("ecg_crnn.search.objective.train", broken)
     with pytest.raises(EcgCrnnError, match="trials failed in a row.*CUDA out of memory"):
         run_trials(study, prepared / "filtered", prepared / "segmented", params)
     again = optuna.load_study(
@@ -274,14 +280,17 @@ def test_pool_without_workers_times_out_clearly(prefect_server, prepared, tmp_pa
 def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project, synthetic_dir, tmp_path):
     set_params(
         project,
-        download__source=str(synthetic_dir),
-        study__architectures=["cnn"],
-        study__reference="cnn",
-        study__windows=[2.5],
-        retrain__cron="15 4 * * 1",
+        {
+            "download.source": str(synthetic_dir),
+            "study.architectures": ["cnn"],
+            "study.reference": "cnn",
+            "study.windows": [2.5],
+            "retrain.cron": "15 4 * * 1",
+            **SMALL,
+            "train.epochs": 1,
+            "train.seeds": [0],
+        },
     )
-    for dotted, value in {**SMALL, "train.epochs": 1, "train.seeds": [0]}.items():
-        set_params(project, **{dotted.replace(".", "__", 1): value})
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-d", "local", str(remote)], project)
     env = {**prefect_server}
@@ -322,7 +331,7 @@ def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project
 def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, project, synthetic_dir):
     """--promote trains the best configuration as a DVC experiment without moving the workspace off the study
     (the next scheduled retraining must reproduce the study, not the promoted configuration)."""
-    set_params(project, download__source=str(synthetic_dir))
+    set_params(project, {"download.source": str(synthetic_dir)})
     overrides = {
         **SMALL,
         **SEARCH,
@@ -331,8 +340,7 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
         "train.epochs": 2,
         "train.seeds": [0],
     }
-    for dotted, value in overrides.items():
-        set_params(project, **{dotted.replace(".", "__", 1): value})
+    set_params(project, overrides)
     run(["dvc", "repro", "segment"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "data"], project)

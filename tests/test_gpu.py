@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from ecg_crnn.artifact import load_model_file
 from ecg_crnn.config import ModelSettings, TrainSettings
 from ecg_crnn.dataset import load_study_data
 from ecg_crnn.models import build_model, rnn_runs_in_bf16
-from ecg_crnn.pipeline import load_model_file
-from ecg_crnn.train import run_epoch
+from ecg_crnn.training import run_epoch
 
-from .conftest import SMALL, kill_after_first_checkpoint, train_cmd
+from .helpers.params import SMALL
+from .helpers.processes import kill_after_first_checkpoint, train_cmd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -133,7 +134,12 @@ def test_gpu_training_step_never_waits_on_the_device(prepared):
     """CUDA's sync debug mode warns on every synchronizing call: one per epoch (the loss read at its end)."""
     data = load_study_data(prepared / "filtered", prepared / "segmented", 2.5, splits=("train",))
     device = torch.device("cuda")
-    model = build_model("cnn_bilstm1", 12, len(data.classes), [16, 16, 32, 32], 7, 16, 0.3).to(device)
+    model = build_model(
+        "cnn_bilstm1",
+        12,
+        len(data.classes),
+        ModelSettings(channels=[16, 16, 32, 32], kernel_size=7, hidden=16, dropout=0.3),
+    ).to(device)
     opt = torch.optim.AdamW(model.parameters())
     x = torch.from_numpy(data.splits["train"].x).to(device)
     y = torch.from_numpy(data.splits["train"].y).to(device)
@@ -156,7 +162,9 @@ def test_gpu_bf16_recurrent_layers_run_or_fall_back(prepared):
     device = torch.device("cuda")
     for kind, arch in (("lstm", "cnn_bilstm1"), ("gru", "cnn_gru2")):
         supported = rnn_runs_in_bf16(device, kind)
-        model = build_model(arch, 12, 5, [16, 16], 5, 16, 0.1).to(device)
+        model = build_model(
+            arch, 12, 5, ModelSettings(channels=[16, 16], kernel_size=5, hidden=16, dropout=0.1)
+        ).to(device)
         seen = []
         model.rnn[0].register_forward_hook(lambda m, i, o, seen=seen: seen.append(i[0].dtype))
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -168,7 +176,7 @@ def test_gpu_bf16_recurrent_layers_run_or_fall_back(prepared):
 
 
 def test_gpu_training_learns(prepared):
-    from ecg_crnn.train import train
+    from ecg_crnn.training import train
 
     data = load_study_data(prepared / "filtered", prepared / "segmented", 2.5, splits=("train", "val"))
     result = train(

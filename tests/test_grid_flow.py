@@ -14,20 +14,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
 
-from .conftest import (
-    GRID,
-    REPO,
-    S3_KEY,
-    S3_SECRET,
-    kill_tree,
-    lock_hashes,
-    make_project,
-    run,
-    set_all,
-    set_params,
-    start_workers,
-    stop_group,
-)
+from .helpers.params import GRID, set_params
+from .helpers.paths import REPO
+from .helpers.processes import kill_tree, run, start_workers, stop_group
+from .helpers.project import lock_hashes, make_project
+from .helpers.servers import S3_KEY, S3_SECRET
 
 # Wall-clock measurements: the one kind of output two runs cannot share.
 TIMING = ("timing.json", "cost.json")
@@ -80,8 +71,8 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
 ):
     local, local_hashes, _ = local_grid
     pool = make_project(tmp_path / "pool")
-    set_params(pool, download__source=str(synthetic_dir))
-    set_all(
+    set_params(pool, {"download.source": str(synthetic_dir)})
+    set_params(
         pool,
         {
             **GRID,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ecg_crnn.search import redact
+from ecg_crnn.redaction import redact
 
 
 @pytest.mark.parametrize(

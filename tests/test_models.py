@@ -4,15 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from ecg_crnn.config import ModelSettings
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.models import (
-    REGISTRY,
-    architecture_name,
-    build_model,
-    count_macs,
-    count_parameters,
-    list_models,
-)
+from ecg_crnn.models import build_model, count_macs, count_parameters
+from ecg_crnn.registry import REGISTRY, architecture_name, list_models
 
 
 def test_registry_has_the_13_study_architectures():
@@ -24,13 +19,15 @@ def test_registry_has_the_13_study_architectures():
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(EcgCrnnError, match="unknown architecture 'cnn_lstm4'; known: cnn, cnn_lstm1"):
-        build_model("cnn_lstm4", 12, 5, [8], 3, 8, 0.1)
+        build_model("cnn_lstm4", 12, 5, ModelSettings(channels=[8], kernel_size=3, hidden=8, dropout=0.1))
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_architecture_trains_a_step(name):
     torch.manual_seed(0)
-    model = build_model(name, 12, 5, [16, 16, 32], 5, 16, 0.1)
+    model = build_model(
+        name, 12, 5, ModelSettings(channels=[16, 16, 32], kernel_size=5, hidden=16, dropout=0.1)
+    )
     x, y = torch.randn(8, 12, 250), (torch.rand(8, 5) < 0.3).float()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     before = [p.detach().clone() for p in model.parameters()]
@@ -48,8 +45,10 @@ def test_every_architecture_trains_a_step(name):
 
 def test_only_the_temporal_part_differs():
     cnn, lstm = (
-        build_model("cnn", 12, 5, [16, 32], 5, 16, 0.1),
-        build_model("cnn_lstm1", 12, 5, [16, 32], 5, 16, 0.1),
+        build_model("cnn", 12, 5, ModelSettings(channels=[16, 32], kernel_size=5, hidden=16, dropout=0.1)),
+        build_model(
+            "cnn_lstm1", 12, 5, ModelSettings(channels=[16, 32], kernel_size=5, hidden=16, dropout=0.1)
+        ),
     )
     front = lambda m: [p.shape for p in m.front.parameters()]  # noqa: E731
     assert front(cnn) == front(lstm)
@@ -59,7 +58,9 @@ def test_only_the_temporal_part_differs():
 
 
 def test_mac_count_matches_hand_computation():
-    model = build_model("cnn_bigru2", 12, 5, [16, 32], 5, 8, 0.1)
+    model = build_model(
+        "cnn_bigru2", 12, 5, ModelSettings(channels=[16, 32], kernel_size=5, hidden=8, dropout=0.1)
+    )
     # conv1: 250 samples x 16 out x 12 in x 5; pool -> 125; conv2: 125 x 32 x 16 x 5; pool -> 62 steps
     conv = 250 * 16 * 12 * 5 + 125 * 32 * 16 * 5
     steps, gates, h = 62, 3, 8
@@ -72,7 +73,9 @@ def test_recurrent_layers_fall_back_to_float32_where_bf16_is_unsupported(monkeyp
     """Under autocast, a device whose recurrent kernels lack bf16 runs them in float32 (not bf16, not an error)."""
     import ecg_crnn.models as models
 
-    model = build_model("cnn_gru2", 12, 5, [16, 16], 5, 8, 0.0).eval()
+    model = build_model(
+        "cnn_gru2", 12, 5, ModelSettings(channels=[16, 16], kernel_size=5, hidden=8, dropout=0.0)
+    ).eval()
     seen = []
     for layer in model.rnn:
         layer.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].dtype, out[0].dtype)))
@@ -92,7 +95,9 @@ def test_recurrent_layers_fall_back_to_float32_where_bf16_is_unsupported(monkeyp
 def test_dropout_between_recurrent_layers_comes_from_torch_rng():
     """Stacked layers are separate modules with nn.Dropout between them, so the same torch seed gives the
     same masks (a resumed run continues exactly; cuDNN's own RNN dropout state is never used)."""
-    model = build_model("cnn_lstm3", 12, 5, [16, 16], 5, 8, 0.5).train()
+    model = build_model(
+        "cnn_lstm3", 12, 5, ModelSettings(channels=[16, 16], kernel_size=5, hidden=8, dropout=0.5)
+    ).train()
     assert all(layer.dropout == 0 for layer in model.rnn)
     x = torch.randn(4, 12, 100)
     torch.manual_seed(3)

@@ -4,11 +4,12 @@ import json
 
 import yaml
 
-from .conftest import run, set_params
+from .helpers.params import set_params
+from .helpers.processes import run
 
 
 def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_dir):
-    set_params(project, download__source=str(synthetic_dir))
+    set_params(project, {"download.source": str(synthetic_dir)})
     run(["dvc", "repro", "segment"], project)
     assert (
         "Data and pipelines are up to date"
@@ -37,11 +38,11 @@ def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_
 
 
 def test_repro_on_real_subset_restricted_to_present(project, shared_ptbxl):
-    set_params(project, download__source=str(shared_ptbxl))
+    set_params(project, {"download.source": str(shared_ptbxl)})
     failed = run(["dvc", "repro", "segment"], project, check=False)
     assert failed.returncode != 0
     assert "set filter.records: present" in failed.stderr + failed.stdout
-    set_params(project, filter__records="present")
+    set_params(project, {"filter.records": "present"})
     run(["dvc", "repro", "segment"], project)
     assert (
         "Data and pipelines are up to date"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_crnn.data.records import RecordError, parse_header, read_digital, signal_problems, to_physical
+from ecg_crnn.data.records import RecordError, parse_header, read_digital, signal_problems
+from ecg_crnn.data.signals import to_physical
 
 
 def test_fast_reader_matches_wfdb_on_real_records(shared_ptbxl):

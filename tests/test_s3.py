@@ -13,13 +13,17 @@ import time
 import pytest
 
 from ecg_crnn.cli import main
-from ecg_crnn.data.checksums import parse_sums, sha256_file
+from ecg_crnn.data.checksums import parse_sums
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.storage import publish, s3_client
+from ecg_crnn.hashing import sha256_file
+from ecg_crnn.publish import publish
+from ecg_crnn.s3 import s3_client
 
-from .conftest import S3_KEY, S3_SECRET, S3Server, run, set_params
+from .helpers.params import set_params
+from .helpers.processes import run
+from .helpers.servers import S3_KEY, S3_SECRET, S3Server
 
 
 @pytest.fixture
@@ -197,7 +201,7 @@ def test_publish_to_a_missing_bucket_writes_nothing(s3, tmp_path, capsys):
 
 def test_dvc_push_and_pull_through_an_s3_remote(project, s3, synthetic_dir):
     s3.client().create_bucket(Bucket="dvcstore")
-    set_params(project, download__source=str(synthetic_dir))
+    set_params(project, {"download.source": str(synthetic_dir)})
     run(["dvc", "repro", "segment"], project)
     run(["dvc", "remote", "add", "-d", "store", "s3://dvcstore/ecg-crnn"], project)
     run(["dvc", "remote", "modify", "store", "endpointurl", s3.endpoint], project)
@@ -248,7 +252,7 @@ def _dropping_server():
 
 def test_s3_requests_are_tried_retries_plus_one_times(tmp_path):
     with _dropping_server() as (endpoint, accepted):
-        source = open_source("s3://physionet-open/ptb-xl/1.0.3/", endpoint, True, retries=2, timeout_s=5)
+        source = open_source("s3://physionet-open/ptb-xl/1.0.3/", endpoint, True, timeout_s=5)
         with pytest.raises(EcgCrnnError, match=r"s3://physionet-open/ptb-xl/1\.0\.3/SHA256SUMS\.txt"):
             download(source, tmp_path / "raw", 100, progress=False, retries=2)
     assert len(accepted) == 3

@@ -11,18 +11,19 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from ecg_crnn.data.segment import eval_starts
+from ecg_crnn.artifact import load_model_file
+from ecg_crnn.data.windows import eval_starts
 from ecg_crnn.inference import read_record
-from ecg_crnn.pipeline import load_model_file
 
-from .conftest import GRID, run, set_all, set_params
+from .helpers.params import GRID, set_params
+from .helpers.processes import run
 
 # The column filter the README shows for `dvc exp show` (keep it in step with README.md).
 README_KEEP = r"Experiment|best\.|.*\.cnn_bilstm1$|study\.windows$|train\.(epochs|lr|patience|seeds)$"
 
 
 def _small(project, **extra):
-    set_all(project, {**GRID, **extra})
+    set_params(project, {**GRID, **extra})
 
 
 def _flat(d: dict, prefix: str = "") -> list[str]:
@@ -124,7 +125,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
 
 
 def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tmp_path):
-    set_params(project, download__source=str(shared_ptbxl), filter__records="present")
+    set_params(project, {"download.source": str(shared_ptbxl), "filter.records": "present"})
     _small(project, **{"train.epochs": 2, "study.windows": [2.5], "train.seeds": [0, 1, 2]})
     run(["dvc", "repro"], project)
     md = (project / "reports" / "study" / "report.md").read_text()
@@ -197,13 +198,14 @@ def test_predict_refuses_a_record_with_dead_leads(prepared, tmp_path, write_para
     from ecg_crnn.data.synthetic import wfdb_files
     from ecg_crnn.errors import EcgCrnnError
     from ecg_crnn.inference import predict_record
-    from ecg_crnn.pipeline import run_bootstrap, run_evaluate, run_train
+    from ecg_crnn.layout import RunKey
+    from ecg_crnn.stages import bootstrap, evaluate, train
 
     p = load_params(write_params({**GRID, "train.epochs": 1}))
-    f, s = prepared / "filtered", prepared / "segmented"
-    run_train("cnn", 2.5, 0, f, s, tmp_path / "m", p, tmp_path / "r", progress=False)
-    run_bootstrap(s, f, tmp_path / "b.npz", p.evaluate)
-    run_evaluate("cnn", 2.5, 0, f, s, tmp_path / "m/model.pt", tmp_path / "b.npz", tmp_path / "e", p)
+    f, s, key = prepared / "filtered", prepared / "segmented", RunKey("cnn", 2.5, 0)
+    train.run(p, key, train.Paths(f, s, tmp_path / "m", tmp_path / "r"), progress=False)
+    bootstrap.run(p, bootstrap.Paths(f, s, tmp_path / "b.npz"))
+    evaluate.run(p, key, evaluate.Paths(f, s, tmp_path / "m/model.pt", tmp_path / "b.npz", tmp_path / "e"))
     good = predict_record(
         prepared / "raw/records100/00000/00001_lr", tmp_path / "m/model.pt", tmp_path / "e/thresholds.json"
     )
@@ -216,7 +218,7 @@ def test_predict_refuses_a_record_with_dead_leads(prepared, tmp_path, write_para
 
 
 def test_unknown_architecture_in_params_fails_before_work(project):
-    set_params(project, study__architectures=["cnn", "cnn_lstm9"])
+    set_params(project, {"study.architectures": ["cnn", "cnn_lstm9"]})
     failed = run(["ecg-crnn", "train", "cnn", "--window", "2.5", "--seed", "0"], project, check=False)
     assert failed.returncode == 1
     assert "study.architectures[1]: unknown architecture 'cnn_lstm9'" in failed.stderr
@@ -246,72 +248,16 @@ PLANTED = {
 def test_the_report_recovers_the_planted_answer(tmp_path, write_params):
     """Synthetic data whose rhythm classes differ only in the order of beats, and whose morphology classes show
     in any single beat: the study must find that recurrence helps the rhythm family and not the morphology ones,
-    and that its help grows from 2.5 s to 10 s. The stages run in this process, through the same pipeline
+    and that its help grows from 2.5 s to 10 s. The stages run in this process, through the same stage
     functions the CLI (and so dvc.yaml) calls."""
-    from ecg_crnn.cli import main
     from ecg_crnn.config import load_params
-    from ecg_crnn.data.filtering import run_filter
-    from ecg_crnn.data.segment import run_segment
     from ecg_crnn.data.synthetic import write_synthetic
-    from ecg_crnn.pipeline import run_bootstrap, run_cost, run_evaluate, run_train
+
+    from .helpers.stages import run_study
 
     p = load_params(write_params(PLANTED))
-    raw, f, s = tmp_path / "raw", tmp_path / "data/filtered", tmp_path / "data/segmented"
-    write_synthetic(raw, 5000, seed=11, progress=False)
-    run_filter(raw, f, p.data, p.filter, progress=False)
-    run_segment(f, s, p.segment)
-    run_bootstrap(s, f, tmp_path / "evaluation/bootstrap.npz", p.evaluate)
-    for w in p.study.windows:
-        for arch in p.study.architectures:
-            run_cost(arch, w, f, s, tmp_path / f"evaluation/{w:g}s/{arch}/cost.json", p)
-            for seed in p.train.seeds:
-                run_dir = f"{w:g}s/{arch}/seed{seed}"
-                run_train(
-                    arch,
-                    w,
-                    seed,
-                    f,
-                    s,
-                    tmp_path / "models" / run_dir,
-                    p,
-                    tmp_path / ".resume" / run_dir,
-                    progress=False,
-                )
-                run_evaluate(
-                    arch,
-                    w,
-                    seed,
-                    f,
-                    s,
-                    tmp_path / "models" / run_dir / "model.pt",
-                    tmp_path / "evaluation/bootstrap.npz",
-                    tmp_path / "evaluation" / run_dir,
-                    p,
-                )
-    params_file = tmp_path / "params.yaml"
-    assert (
-        main(
-            [
-                "--params",
-                str(params_file),
-                "-q",
-                "compare",
-                "--evaluation",
-                str(tmp_path / "evaluation"),
-                "--models",
-                str(tmp_path / "models"),
-                "--filtered",
-                str(f),
-                "--segmented",
-                str(s),
-                "--out",
-                str(tmp_path / "reports/study"),
-                "--metrics",
-                str(tmp_path / "reports/study.json"),
-            ]
-        )
-        == 0
-    )
+    write_synthetic(tmp_path / "raw", 5000, seed=11, progress=False)
+    run_study(p, tmp_path / "raw", tmp_path)
     summary = json.loads((tmp_path / "reports/study/summary.json").read_text())
     tests, md = summary["tests"], (tmp_path / "reports/study/report.md").read_text()
     # Recurrence helps the rhythm family at 10 s, significantly after Holm ...

@@ -7,8 +7,9 @@ import wfdb
 from scipy.signal import find_peaks
 
 from ecg_crnn.cli import main
-from ecg_crnn.data.checksums import parse_sums, sha256_file
+from ecg_crnn.data.checksums import parse_sums
 from ecg_crnn.data.ptbxl import aggregate_labels, class_families, load_database, load_statements
+from ecg_crnn.hashing import sha256_file
 
 
 def test_layout_and_checksums(synthetic_dir):

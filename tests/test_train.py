@@ -10,16 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-import ecg_crnn.train as train_module
+import ecg_crnn.training as train_module
+from ecg_crnn.artifact import load_model_file, model_from_artifact
 from ecg_crnn.config import ModelSettings, TrainSettings
 from ecg_crnn.dataset import load_study_data
 from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.evaluate import model_from_checkpoint
 from ecg_crnn.metrics import headline, tune_thresholds
-from ecg_crnn.pipeline import load_model_file
-from ecg_crnn.train import Schedule, predict_proba, random_crops, run_epoch, train
+from ecg_crnn.models import predict_proba
+from ecg_crnn.schedule import Schedule
+from ecg_crnn.training import random_crops, run_epoch, train
 
-from .conftest import SMALL, kill_after_first_checkpoint, train_cmd
+from .helpers.params import SMALL
+from .helpers.processes import kill_after_first_checkpoint, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,12 @@ def test_short_training_learns_well_above_chance(data):
     assert result.history[-1]["train_loss"] < 0.6 * result.history[0]["train_loss"]
     from ecg_crnn.models import build_model
 
-    model = build_model("cnn_bilstm1", 12, len(data.classes), model_cfg.channels, 7, 32, 0.3)
+    model = build_model(
+        "cnn_bilstm1",
+        12,
+        len(data.classes),
+        ModelSettings(channels=model_cfg.channels, kernel_size=7, hidden=32, dropout=0.3),
+    )
     model.load_state_dict(result.state_dict)
     val, test = data.splits["val"], data.splits["test"]
     thresholds = tune_thresholds(val.y, predict_proba(model, val.x, data.eval_starts, data.window))
@@ -136,7 +143,12 @@ def test_an_epoch_reads_the_device_once_not_per_step(data, monkeypatch):
             return _original(self, *a, **k)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
-    model = train_module.build_model("cnn_gru1", 12, len(data.classes), [8, 8], 5, 8, 0.1)
+    model = train_module.build_model(
+        "cnn_gru1",
+        12,
+        len(data.classes),
+        ModelSettings(channels=[8, 8], kernel_size=5, hidden=8, dropout=0.1),
+    )
     opt = torch.optim.AdamW(model.parameters())
     x, y = torch.from_numpy(data.splits["train"].x), torch.from_numpy(data.splits["train"].y)
     run_epoch(
@@ -225,7 +237,7 @@ def test_model_files_load_as_data_and_a_pickle_is_refused(prepared, tmp_path, wr
     assert done.returncode == 0, done.stderr
     checkpoint = load_model_file(tmp_path / "m" / "model.pt")
     assert checkpoint["arch"] == "cnn" and checkpoint["window_s"] == 2.5
-    model_from_checkpoint(checkpoint)  # the weights fit the architecture the file names
+    model_from_artifact(checkpoint)  # the weights fit the architecture the file names
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"format": 2, "payload": _Booby()}))
     with pytest.raises(EcgCrnnError, match="evil.pt: not a model file this version reads"):

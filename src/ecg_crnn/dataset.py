@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.cache import SignalCache
-from .data.filtering import load_labels
-from .data.segment import window_layout
+from .data.labels import load_labels
+from .data.signals import SignalCache
+from .data.windows import window_layout
 from .errors import EcgCrnnError
 
 

@@ -1,4 +1,4 @@
-"""Drift between PTB-XL's folds, with Evidently.
+"""Drift between PTB-XL's folds, with Evidently (the drift and drift_predictions stages call this).
 
 Every fold is compared with the training folds as reference (a training fold with the other training
 folds), over what a model could be sensitive to: patient and recording metadata (age, sex, height,
@@ -13,23 +13,19 @@ run to run) go into a summary.json beside the HTML reports, which `dvc exp show`
 from __future__ import annotations
 
 import html
-import json
 import multiprocessing
 import os
 import re
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_dir, write_json
 from .config import DriftSettings
-from .data.cache import SignalCache
-from .data.filtering import load_labels
+from .data.labels import load_labels
 from .data.ptbxl import load_database
-from .errors import EcgCrnnError
+from .data.signals import SignalCache
 
 METADATA_NUMERIC = ["age", "height", "weight", "recording_year"]
 METADATA_CATEGORICAL = ["sex", "site", "device"]
@@ -119,6 +115,32 @@ def method_for(method: str, current_records: int) -> str:
     return method
 
 
+def _per_column(metrics: list[dict], chosen: dict) -> list[dict]:
+    out = []
+    for metric in metrics:
+        column = metric["config"]["column"]
+        method, threshold = chosen[column]
+        score = float(metric["value"])
+        drifted = _drifted(method, score, threshold)
+        out.append(
+            {"column": column, "method": method, "score": score, "threshold": threshold, "drifted": drifted}
+        )
+    return out
+
+
+def _most_drifted_first(columns: list[dict]) -> list[dict]:
+    """p-values ascending, distances descending, on one scale through the threshold."""
+    return sorted(
+        columns,
+        key=lambda c: (
+            c["threshold"] / max(c["score"], 1e-300)
+            if c["method"] in P_VALUE_METHODS
+            else c["score"] / c["threshold"]
+        ),
+        reverse=True,
+    )
+
+
 def run_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -148,30 +170,8 @@ def run_report(
         )
     if html is not None:
         snapshot.save_html(str(html))
-    per_column = []
-    for metric in snapshot.dict()["metrics"]:
-        column = metric["config"]["column"]
-        method, threshold = chosen[column]
-        score = float(metric["value"])
-        per_column.append(
-            {
-                "column": column,
-                "method": method,
-                "score": score,
-                "threshold": threshold,
-                "drifted": _drifted(method, score, threshold),
-            }
-        )
-    drifted = [c for c in per_column if c["drifted"]]
-    # Most drifted first: p-values ascending, distances descending, on one scale through the threshold.
-    drifted.sort(
-        key=lambda c: (
-            c["threshold"] / max(c["score"], 1e-300)
-            if c["method"] in P_VALUE_METHODS
-            else c["score"] / c["threshold"]
-        ),
-        reverse=True,
-    )
+    per_column = _per_column(snapshot.dict()["metrics"], chosen)
+    drifted = _most_drifted_first([c for c in per_column if c["drifted"]])
     share = len(drifted) / len(per_column)
     return {
         "drift_share": share,
@@ -206,63 +206,40 @@ def _compare_one(job) -> tuple[int, dict]:
     return fold, run_report(ref, cur, numeric, categorical, cfg, html)
 
 
-def run_drift(
-    raw_dir: Path,
-    filtered_dir: Path,
-    segmented_dir: Path,
+def compare_folds(
+    table: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    plan,
     out_dir: Path,
-    summary_path: Path,
     cfg: DriftSettings,
     workers: int | None = None,
-) -> dict:
-    table, numeric, categorical = drift_table(raw_dir, filtered_dir)
-    split = pd.read_csv(Path(segmented_dir) / "split.csv")
-    folds = {
-        name: sorted(split.loc[split["split"] == name, "strat_fold"].unique().tolist())
-        for name in ("train", "val", "test")
+) -> dict[int, dict]:
+    """Every planned comparison (fold, role, reference folds) as an Evidently report `fold_N.html` in `out_dir`,
+    in parallel processes where the platform forks (the table is shared with them, not pickled per task)."""
+    jobs = [(fold, ref, Path(out_dir) / f"fold_{fold}.html", cfg) for fold, _, ref in plan]
+    _SHARED["table"] = (table, numeric, categorical)
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    try:
+        if workers > 1 and multiprocessing.get_start_method() == "fork":
+            with ProcessPoolExecutor(workers) as pool:
+                return dict(pool.map(_compare_one, jobs))
+        return dict(map(_compare_one, jobs))
+    finally:
+        _SHARED.clear()
+
+
+def fold_summary(fold: int, role: str, records: int, result: dict, top: int) -> dict:
+    return {
+        "role": role,
+        "records": records,
+        "method": result["method"],
+        "drift_share": round(result["drift_share"], 4),
+        "drifted_columns": result["drifted_columns"],
+        "columns": result["columns"],
+        "dataset_drift": bool(result["dataset_drift"]),
+        "most_drifted": {c["column"]: round(c["score"], 6) for c in result["most_drifted"][:top]},
     }
-    plan = [
-        (f, role, ref)
-        for f, role, ref in comparisons(table, folds)
-        if (table["strat_fold"] == f).sum() >= 2 and table["strat_fold"].isin(ref).sum() >= 2
-    ]
-    summary: dict = {}
-    with atomic_dir(out_dir) as tmp:
-        jobs = [(fold, ref, tmp / f"fold_{fold}.html", cfg) for fold, _, ref in plan]
-        _SHARED["table"] = (table, numeric, categorical)
-        workers = workers or min(len(jobs), os.cpu_count() or 1)
-        try:
-            if workers > 1 and multiprocessing.get_start_method() == "fork":
-                with ProcessPoolExecutor(workers) as pool:
-                    results = dict(pool.map(_compare_one, jobs))
-            else:
-                results = dict(map(_compare_one, jobs))
-        finally:
-            _SHARED.clear()
-        for fold, role, ref_folds in plan:
-            result = results[fold]
-            summary[f"fold_{fold}"] = {
-                "role": role,
-                "records": int((table["strat_fold"] == fold).sum()),
-                "method": result["method"],
-                "drift_share": round(result["drift_share"], 4),
-                "drifted_columns": result["drifted_columns"],
-                "columns": result["columns"],
-                "dataset_drift": bool(result["dataset_drift"]),
-                "most_drifted": {
-                    c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]
-                },
-            }
-            print(
-                f"drift: fold {fold} ({role}) vs folds {ref_folds}: {result['drifted_columns']}/"
-                f"{result['columns']} columns drift (share {result['drift_share']:.2f}, {result['method']})"
-                f"{' -> DATASET DRIFT' if result['dataset_drift'] else ''}",
-                file=sys.stderr,
-            )
-        (tmp / "index.html").write_text(_index_html(summary))
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_json(summary_path, drift_metrics(summary))
-    return summary
 
 
 def drift_metrics(summary: dict) -> dict:
@@ -270,44 +247,12 @@ def drift_metrics(summary: dict) -> dict:
     return {"drift_share": {k: v["drift_share"] for k, v in summary.items()}}
 
 
-def run_prediction_drift(predictions: Path, out_dir: Path, metric_path: Path, cfg: DriftSettings) -> dict:
-    """The model's predicted scores on the test fold against those on the validation fold: an Evidently
-    report and summary.json in `out_dir`, and the DVC metric `prediction_drift.*` in `metric_path`."""
-    try:
-        npz = np.load(predictions)
-    except FileNotFoundError:
-        raise EcgCrnnError(f"{predictions}: not found (run the evaluate stage first)") from None
-    classes = [str(c) for c in npz["classes"]]
-    cols = [f"score_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for c in classes]
-    ref = pd.DataFrame(npz["val_p"], columns=cols)
-    cur = pd.DataFrame(npz["test_p"], columns=cols)
-    with atomic_dir(out_dir) as tmp:
-        result = run_report(ref, cur, cols, [], cfg, tmp / "index.html")
-        summary = {
-            "predictions": str(predictions),
-            "reference": "validation fold",
-            "current": "test fold",
-            "method": result["method"],
-            "drift_share": round(result["drift_share"], 4),
-            "drifted_columns": result["drifted_columns"],
-            "columns": result["columns"],
-            "dataset_drift": bool(result["dataset_drift"]),
-            "most_drifted": {c["column"]: round(c["score"], 6) for c in result["most_drifted"][: cfg.top]},
-        }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_json(
-        metric_path,
-        {
-            "prediction_drift": {
-                "drift_share": summary["drift_share"],
-                "dataset_drift": summary["dataset_drift"],
-            }
-        },
-    )
-    return summary
+def score_columns(classes: list[str]) -> list[str]:
+    """Column names for predicted scores, one per class."""
+    return [f"score_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for c in classes]
 
 
-def _index_html(summary: dict) -> str:
+def index_html(summary: dict) -> str:
     esc = html.escape  # column names come from the CSVs (class and lead names)
     rows = "".join(
         f"<tr><td><a href='{esc(k)}.html'>{esc(k)}</a></td><td>{esc(v['role'])}</td><td>{v['records']}</td>"

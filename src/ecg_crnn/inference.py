@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .artifact import load_model_file, model_from_artifact
 from .atomic import atomic_path
-from .data.records import gains_in_mv, read_digital, signal_problems, to_physical
-from .data.segment import eval_starts
+from .data.records import gains_in_mv, read_digital, signal_problems
+from .data.signals import to_physical
+from .data.windows import eval_starts
 from .dataset import standardize
 from .errors import EcgCrnnError
-from .evaluate import model_from_checkpoint
-from .pipeline import load_model_file
-from .train import predict_proba
+from .models import predict_proba
 
 
 @dataclass
@@ -107,7 +107,7 @@ def predict_record(record: Path, model_path: Path, thresholds_path: Path) -> Pre
     x = read_record(record, checkpoint)
     # Windows laid out as in evaluation, over however long this record is.
     starts = eval_starts(x.shape[1], checkpoint["window"], checkpoint["stride"])
-    p = predict_proba(model_from_checkpoint(checkpoint), x[None], starts, checkpoint["window"], aggregate)[0]
+    p = predict_proba(model_from_artifact(checkpoint), x[None], starts, checkpoint["window"], aggregate)[0]
     return Prediction(
         str(record),
         checkpoint["arch"],
@@ -138,7 +138,7 @@ def export_onnx(model_path: Path, out: Path, atol: float = 1e-4) -> dict:
     import onnxruntime as ort
 
     checkpoint = load_model_file(model_path)
-    model = _Probabilities(model_from_checkpoint(checkpoint)).eval()
+    model = _Probabilities(model_from_artifact(checkpoint)).eval()
     example = torch.randn(len(checkpoint["eval_starts"]), len(checkpoint["leads"]), checkpoint["window"])
     batch = torch.export.Dim("windows", min=1, max=65536)
     with atomic_path(out, suffix=".onnx") as tmp, _quiet_exporter():

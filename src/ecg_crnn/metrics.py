@@ -11,16 +11,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-HEADLINE = (
-    "macro_auroc",
-    "micro_auroc",
-    "macro_auprc",
-    "micro_f1",
-    "macro_f1",
-    "hamming_loss",
-    "subset_accuracy",
-)
-
 
 def auroc_per_class(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """AUROC of each column (Mann-Whitney U with average ranks for ties), NaN where undefined."""

@@ -1,58 +1,18 @@
-"""The study's architectures: one CNN front end, an optional recurrent stack, one head.
+"""The study's networks: one CNN front end, an optional recurrent stack, one head; and scoring records with them.
 
-Every architecture shares the front end and the head (mean+max pooling over time, dropout, linear), so only
-the temporal part differs. Names say what they are: `cnn` (no recurrence), `cnn_{lstm,gru,bilstm,bigru}{1,2,3}`.
-The same name is the DVC foreach key, the models/ folder, the study table's row and the Optuna value.
+Every architecture (named in registry.py) shares the front end and the head (mean+max pooling over time, dropout,
+linear), so only the temporal part differs. `predict_proba` scores records the way evaluation, validation during
+training, prediction and export all do: every evaluation window, then max (or mean) over windows.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import dataclass
-
+import numpy as np
 import torch
 from torch import nn
 
-from .errors import EcgCrnnError
-
-
-@dataclass(frozen=True)
-class Architecture:
-    name: str
-    rnn: str | None  # "lstm", "gru" or None
-    bidirectional: bool = False
-    layers: int = 0
-
-    @property
-    def family(self) -> str:
-        return "none" if self.rnn is None else ("bi" if self.bidirectional else "") + self.rnn
-
-
-REGISTRY: dict[str, Architecture] = {"cnn": Architecture("cnn", None)}
-for _rnn in ("lstm", "gru"):
-    for _bi in (False, True):
-        for _layers in (1, 2, 3):
-            _name = f"cnn_{'bi' if _bi else ''}{_rnn}{_layers}"
-            REGISTRY[_name] = Architecture(_name, _rnn, _bi, _layers)
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell pattern, e.g. `cnn_bi*`."""
-    return [name for name in REGISTRY if fnmatch.fnmatch(name, pattern)]
-
-
-def get_architecture(name: str) -> Architecture:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise EcgCrnnError(f"unknown architecture {name!r}; known: {', '.join(REGISTRY)}") from None
-
-
-def architecture_name(rnn: str | None, bidirectional: bool, layers: int) -> str:
-    """The registry name of a point of the search space (depth 0 or no rnn -> `cnn`)."""
-    if rnn is None or layers == 0:
-        return "cnn"
-    return get_architecture(f"cnn_{'bi' if bidirectional else ''}{rnn}{layers}").name
+from .config import ModelSettings
+from .registry import Architecture, get_architecture
 
 
 class FrontEnd(nn.Module):
@@ -153,16 +113,48 @@ class CRNN(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-def build_model(
-    name: str,
-    n_leads: int,
-    n_classes: int,
-    channels: list[int],
-    kernel_size: int,
-    hidden: int,
-    dropout: float,
-) -> CRNN:
-    return CRNN(get_architecture(name), n_leads, n_classes, list(channels), kernel_size, hidden, dropout)
+def build_model(name: str, n_leads: int, n_classes: int, settings: ModelSettings) -> CRNN:
+    s = settings
+    return CRNN(
+        get_architecture(name), n_leads, n_classes, list(s.channels), s.kernel_size, s.hidden, s.dropout
+    )
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    starts: list[int],
+    window: int,
+    aggregate: str = "max",
+    batch_records: int = 128,
+    device: torch.device | None = None,
+    autocast: bool = False,
+) -> np.ndarray:
+    """Per-record probabilities (N, classes): every evaluation window scored, then max (or mean) over windows."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    x = torch.as_tensor(x)
+    offsets = torch.tensor(starts)[:, None] + torch.arange(window)  # (S, window)
+    out = []
+    for b in range(0, x.shape[0], batch_records):
+        xb = x[b : b + batch_records].to(device)
+        windows = (
+            xb[:, :, offsets.to(device)].permute(0, 2, 1, 3).reshape(-1, xb.shape[1], window)
+        )  # (B*S, L, W)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(windows)
+        p = torch.sigmoid(logits.float()).reshape(xb.shape[0], len(starts), -1)
+        out.append((p.amax(dim=1) if aggregate == "max" else p.mean(dim=1)).cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,10 +1,4 @@
-"""The signal cache: every record of a task in one memory-mappable int16 array.
-
-Layout of a cache directory (written by the filter stage):
-  signals.npy      int16 (records, leads, samples), digital units, rows in the order of labels.csv
-  calibration.npz  gains and baselines (records, leads): physical = (digital - baseline) / gain, in mV
-  signals.json     sampling rate, lead names, units, shape
-One array instead of 21,799 small files: later stages memory-map it and slice rows without parsing.
+"""Building the signal cache (its layout: signals.py): every record of a task read into one int16 array.
 
 Every record is checked against the sampling rate asked for and against the first record: same rate,
 same lead names, same length. What changes the numbers' meaning is handled so that the cache is right:
@@ -26,37 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EcgCrnnError
-from .records import Header, gains_in_mv, parse_header, read_digital, signal_problems, to_physical
+from .records import Header, gains_in_mv, parse_header, read_digital, signal_problems
 
 _CHUNK = 256  # records per task handed to a worker process
-
-
-@dataclass
-class SignalCache:
-    signals: np.ndarray  # memory-mapped int16 (N, leads, T)
-    gains: np.ndarray
-    baselines: np.ndarray
-    fs: float
-    leads: list[str]
-
-    @classmethod
-    def open(cls, directory: Path) -> SignalCache:
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "signals.json").read_text())
-            cal = np.load(directory / "calibration.npz")
-            signals = np.load(directory / "signals.npy", mmap_mode="r")
-        except FileNotFoundError as exc:
-            raise EcgCrnnError(f"{exc.filename}: signal cache incomplete (re-run the filter stage)") from None
-        return cls(signals, cal["gains"], cal["baselines"], float(meta["fs"]), list(meta["leads"]))
-
-    def __len__(self) -> int:
-        return self.signals.shape[0]
-
-    def physical(self, rows) -> np.ndarray:
-        """Rows in physical units (mV for PTB-XL), float32 (len(rows), leads, T)."""
-        rows = np.asarray(rows)
-        return to_physical(self.signals[rows], self.gains[rows], self.baselines[rows])
 
 
 @dataclass(frozen=True)

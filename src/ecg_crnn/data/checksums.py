@@ -1,14 +1,10 @@
-"""PhysioNet's SHA256SUMS.txt: parsing, writing and hashing."""
+"""PhysioNet's SHA256SUMS.txt: parsing and writing, and which listed paths are safe to join."""
 
 from __future__ import annotations
-
-import hashlib
-from pathlib import Path
 
 from ..errors import EcgCrnnError
 
 SUMS_NAME = "SHA256SUMS.txt"
-_CHUNK = 1 << 20
 
 
 def parse_sums(text: str, origin: str = SUMS_NAME) -> dict[str, str]:
@@ -44,11 +40,3 @@ def is_plain_relative(path: str) -> bool:
 
 def format_sums(sums: dict[str, str]) -> str:
     return "".join(f"{digest}  {path}\n" for path, digest in sorted(sums.items()))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

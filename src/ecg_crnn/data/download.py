@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from ..atomic import write_text
 from ..errors import EcgCrnnError
-from .checksums import SUMS_NAME, format_sums, parse_sums, sha256_file
+from ..hashing import sha256_file
+from .checksums import SUMS_NAME, format_sums, parse_sums
 from .sources import Source, SourceUnreachable, TransientSourceError
 
 CSV_FILES = ("ptbxl_database.csv", "scp_statements.csv")

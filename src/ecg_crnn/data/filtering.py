@@ -1,11 +1,5 @@
-"""The filter stage: labels of one task, the records that carry them, and their signal cache.
-
-Outputs (one directory, swapped in atomically; previous outputs stay untouched on any error):
-  labels.csv    ecg_id, patient_id, strat_fold, filename, then one 0/1 column per class
-  classes.json  the task, the class order, positives and family (MI, CD, rhythm, ...) per class
-  dropped.csv   ecg_id, filename, reason: records left out because a lead carries no signal
-                (filter.bad_records: drop; header only when none was)
-  signals.npy, calibration.npz, signals.json   the signal cache (see cache.py)
+"""Which records and classes a task uses: the label table of filter.task, records on disk checked, and the
+records taken out because their signal is unusable.
 
 Record file names come from the database CSV, so each must be a plain relative path inside the dataset:
 an absolute one or one that climbs out with '..' is refused, naming its ecg_id.
@@ -13,20 +7,15 @@ an absolute one or one that climbs out with '..' is refused, naming its ecg_id.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_dir
 from ..config import DataSettings, FilterSettings
 from ..errors import EcgCrnnError
-from .cache import build_cache, drop_rows
 from .checksums import is_plain_relative
+from .labels import META_COLUMNS
 from .ptbxl import DATABASE_CSV, aggregate_labels, class_families, load_database, load_statements
-
-META_COLUMNS = ["ecg_id", "patient_id", "strat_fold", "filename"]
 
 
 def select_records(
@@ -97,51 +86,7 @@ def restrict_to_present(table: pd.DataFrame, raw_dir: Path, records: str) -> pd.
     return table[present]
 
 
-def run_filter(
-    raw_dir: Path, out_dir: Path, data: DataSettings, cfg: FilterSettings, progress: bool = True
-) -> dict:
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    table, classes, families = select_records(raw_dir, data, cfg)
-    print(f"filter: task {cfg.task}: {len(table):,} records, {len(classes)} classes", file=sys.stderr)
-    with atomic_dir(out_dir) as tmp:
-        problems = build_cache(
-            [raw_dir / f for f in table["filename"]],
-            tmp,
-            cfg.workers,
-            progress,
-            sampling_rate=data.sampling_rate,
-        )
-        if problems and cfg.bad_records == "refuse":
-            row = next(iter(problems))
-            raise EcgCrnnError(
-                f"{raw_dir / table['filename'][row]}.hea (ecg_id {table['ecg_id'][row]}): "
-                f"{'; '.join(problems[row])}; filter.bad_records is 'refuse' ({len(problems)} such "
-                "record(s) in all): set filter.bad_records: drop to leave them out"
-            )
-        table, classes, dropped = _drop_unusable(table, classes, problems, cfg)
-        if len(dropped):
-            drop_rows(tmp, dropped["row"])
-            print(
-                f"filter: dropped {len(dropped):,} records whose signal is unusable; the list with the "
-                f"reasons is in {out_dir / 'dropped.csv'}",
-                file=sys.stderr,
-            )
-        dropped[["ecg_id", "filename", "reason"]].to_csv(tmp / "dropped.csv", index=False)
-        families = {c: families[c] for c in classes}
-        counts = {c: int(table[c].sum()) for c in classes}
-        table.to_csv(tmp / "labels.csv", index=False)
-        summary = {
-            "task": cfg.task,
-            "records": len(table),
-            "classes": classes,
-            "positives": counts,
-            "families": families,
-        }
-        (tmp / "classes.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def _drop_unusable(
+def drop_unusable(
     table: pd.DataFrame, classes: list[str], problems: dict[int, list[str]], cfg: FilterSettings
 ) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
     """Take out the records with unusable signals, then classes left under filter.min_class_count (at
@@ -179,13 +124,3 @@ def _drop_unusable(
             f"{first['ecg_id']}, {first['filename']}: {first['reason']})"
         )
     return table.reset_index(drop=True), classes, dropped
-
-
-def load_labels(filtered_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    filtered_dir = Path(filtered_dir)
-    try:
-        classes = json.loads((filtered_dir / "classes.json").read_text())["classes"]
-        table = pd.read_csv(filtered_dir / "labels.csv")
-    except FileNotFoundError as exc:
-        raise EcgCrnnError(f"{exc.filename}: not found (run the filter stage first)") from None
-    return table, classes

@@ -193,10 +193,3 @@ def _check_checksums(record: Path, header: Header, digital: np.ndarray) -> None:
                 f"{record.with_suffix('.hea')}: lead {lead} checksum {want} in the header, "
                 f"{int(got)} in the data: the header disagrees with its signal file"
             )
-
-
-def to_physical(digital: np.ndarray, gains: np.ndarray, baselines: np.ndarray) -> np.ndarray:
-    """Digital (…, n_sig, T) -> physical units (mV for PTB-XL), float32."""
-    g = np.asarray(gains, dtype=np.float32)[..., None]
-    b = np.asarray(baselines, dtype=np.float32)[..., None]
-    return (digital.astype(np.float32) - b) / g

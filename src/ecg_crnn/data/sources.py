@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from ..errors import EcgCrnnError
+from ..s3 import describe_client_error
 
 _CHUNK = 1 << 20
 
@@ -65,10 +66,9 @@ class LocalSource:
 class HttpSource:
     """PhysioNet or any HTTP(S) mirror that serves the dataset's tree under one base URL."""
 
-    def __init__(self, base_url: str, retries: int, timeout_s: float):
+    def __init__(self, base_url: str, timeout_s: float):
         self.base_url = base_url.rstrip("/") + "/"
         self.description = self.base_url
-        self.retries = retries  # informational: the download stage's loop does the retrying
         self.timeout_s = timeout_s
         self._local = threading.local()  # one keep-alive session per download thread
 
@@ -117,7 +117,7 @@ class S3Source:
     """s3://bucket/prefix/ on AWS (PhysioNet's open-data bucket is `s3://physionet-open/ptb-xl/1.0.3/`)
     or on any S3-compatible server given its endpoint URL. Credentials come from boto3's usual chain."""
 
-    def __init__(self, url: str, endpoint_url: str | None, unsigned: bool, retries: int, timeout_s: float):
+    def __init__(self, url: str, endpoint_url: str | None, unsigned: bool, timeout_s: float):
         parsed = urlparse(url)
         if not parsed.netloc:
             raise EcgCrnnError(f"download.source: {url!r} names no bucket (expected s3://bucket/prefix/)")
@@ -157,8 +157,6 @@ class S3Source:
             NoCredentialsError,
         )
 
-        from ..storage import describe_client_error
-
         key = self._key(relpath)
         where = f"s3://{self.bucket}/{key}"
         try:
@@ -180,17 +178,13 @@ class S3Source:
 
 
 def open_source(
-    url: str,
-    s3_endpoint_url: str | None = None,
-    s3_unsigned: bool = True,
-    retries: int = 3,
-    timeout_s: float = 60.0,
+    url: str, s3_endpoint_url: str | None = None, s3_unsigned: bool = True, timeout_s: float = 60.0
 ) -> Source:
     scheme = urlparse(url).scheme
     if scheme in ("http", "https"):
-        return HttpSource(url, retries, timeout_s)
+        return HttpSource(url, timeout_s)
     if scheme == "s3":
-        return S3Source(url, s3_endpoint_url, s3_unsigned, retries, timeout_s)
+        return S3Source(url, s3_endpoint_url, s3_unsigned, timeout_s)
     if scheme == "file":
         return LocalSource(Path(urlparse(url).path))
     if scheme == "":

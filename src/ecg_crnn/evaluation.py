@@ -1,4 +1,4 @@
-"""Evaluation of one trained model (one architecture, window and seed) and the cost of an architecture.
+"""Evaluation of one trained model (one architecture, window and seed).
 
 Thresholds are tuned per class on the validation fold and only then applied to the test fold, which is
 scored once. The test figures are computed by one function for the point estimate (every record once) and
@@ -9,13 +9,12 @@ the comparison stage pairs models resample by resample and resamples seeds on to
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
+from .artifact import model_from_artifact
 from .config import EvaluateSettings
 from .dataset import StudyData
 from .metrics import (
@@ -30,8 +29,7 @@ from .metrics import (
     tune_thresholds,
     weighted_figures,
 )
-from .models import build_model, count_macs, count_parameters
-from .train import pick_device, predict_proba
+from .models import pick_device, predict_proba
 
 
 @dataclass
@@ -45,26 +43,11 @@ class Evaluation:
     test_p: np.ndarray
 
 
-def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
-    cfg = checkpoint["model_settings"]
-    model = build_model(
-        checkpoint["arch"],
-        len(checkpoint["leads"]),
-        len(checkpoint["classes"]),
-        cfg["channels"],
-        cfg["kernel_size"],
-        cfg["hidden"],
-        cfg["dropout"],
-    )
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
-
-
 def evaluate_model(
     checkpoint: dict, data: StudyData, weights: np.ndarray, cfg: EvaluateSettings, device: str = "auto"
 ) -> Evaluation:
     dev = pick_device(device)
-    model = model_from_checkpoint(checkpoint).to(dev)
+    model = model_from_artifact(checkpoint).to(dev)
     val, test = data.splits["val"], data.splits["test"]
     val_p = predict_proba(model, val.x, data.eval_starts, data.window, cfg.aggregate, device=dev)
     test_p = predict_proba(model, test.x, data.eval_starts, data.window, cfg.aggregate, device=dev)
@@ -104,45 +87,3 @@ def evaluate_model(
         }
     )
     return Evaluation(metrics, thresholds, per_class, resampled, class_auroc, val_p, test_p)
-
-
-def cpu_latency_ms(model: torch.nn.Module, n_leads: int, starts: list[int], window: int, runs: int) -> float:
-    """Median wall time of scoring one 10 s record (all its windows, batch of one record) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = model.to("cpu").eval()
-        x = torch.randn(len(starts), n_leads, window)
-        times = []
-        with torch.no_grad():
-            for i in range(runs + 3):
-                t = time.perf_counter()
-                torch.sigmoid(model(x)).amax(dim=0)
-                if i >= 3:  # the first calls warm up allocators and kernels
-                    times.append(time.perf_counter() - t)
-    finally:
-        torch.set_num_threads(threads)
-    return float(np.median(times) * 1000)
-
-
-def architecture_cost(
-    arch: str, n_leads: int, n_classes: int, model_cfg, window: int, starts: list[int], runs: int
-) -> dict:
-    """What an architecture costs at one window length, independent of its training: parameters,
-    multiply-accumulates and CPU latency per record (all its evaluation windows)."""
-    torch.manual_seed(0)
-    model = build_model(
-        arch,
-        n_leads,
-        n_classes,
-        model_cfg.channels,
-        model_cfg.kernel_size,
-        model_cfg.hidden,
-        model_cfg.dropout,
-    )
-    return {
-        "params": count_parameters(model),
-        "macs_per_record": count_macs(model, n_leads, window) * len(starts),
-        "cpu_latency_ms": cpu_latency_ms(model, n_leads, starts, window, runs),
-        "windows_per_record": len(starts),
-    }

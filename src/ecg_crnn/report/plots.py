@@ -13,12 +13,10 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from .compare import PRIMARY, Study  # noqa: E402
-
-TYPES = ("none", "lstm", "gru", "bilstm", "bigru")
-LABELS = {"none": "CNN only", "lstm": "LSTM", "gru": "GRU", "bilstm": "BiLSTM", "bigru": "BiGRU"}
-COLORS = {"none": "#444444", "lstm": "#1f77b4", "gru": "#2ca02c", "bilstm": "#d62728", "bigru": "#9467bd"}
-WINDOW_STYLES = ("-", "--", ":", "-.")
+from ..analysis.compare import StudyResult  # noqa: E402
+from ..analysis.results import PRIMARY  # noqa: E402
+from ..schedule import budget_curve  # noqa: E402
+from .palette import COLORS, LABELS, TYPES, WINDOW_STYLES  # noqa: E402
 
 
 def thousands(value: float, _pos=None) -> str:
@@ -36,13 +34,13 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _errorbar(st: Study, models, figure: str = PRIMARY):
+def _errorbar(st: StudyResult, models, figure: str = PRIMARY):
     pts = np.array([m.point(figure) for m in models])
-    ci = np.array([st.interval(m, figure) for m in models]).reshape(-1, 2)
+    ci = np.array([st.interval(m.key, figure) for m in models]).reshape(-1, 2)
     return pts, np.vstack([pts - ci[:, 0], ci[:, 1] - pts])
 
 
-def plot_depth(st: Study, path: Path) -> None:
+def plot_depth(st: StudyResult, path: Path) -> None:
     """Test macro-AUROC against recurrent depth, per type, one panel per window."""
     windows = st.windows
     fig, axes = plt.subplots(1, len(windows), figsize=(5.2 * len(windows), 4.2), sharey=True, squeeze=False)
@@ -50,7 +48,7 @@ def plot_depth(st: Study, path: Path) -> None:
         cnn = st.models.get(("cnn", w))
         for i, kind in enumerate(TYPES[1:]):
             stack = sorted(
-                (m for k, m in st.models.items() if k[1] == w and m.type == kind), key=lambda m: m.depth
+                (m for k, m in st.models.items() if k[1] == w and m.rnn_type == kind), key=lambda m: m.depth
             )
             if not stack:
                 continue
@@ -71,7 +69,7 @@ def plot_depth(st: Study, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_context(st: Study, path: Path) -> None:
+def plot_context(st: StudyResult, path: Path) -> None:
     """The value of recurrence (best recurrent model minus the CNN, chosen on validation) per label family
     and overall, at each window: does it grow with context?"""
     fams = st.family_order
@@ -81,11 +79,11 @@ def plot_context(st: Study, path: Path) -> None:
     groups = ["all classes (macro-AUROC)", *fams]
     for j, w in enumerate(windows):
         vals, errs = [], []
-        t = st.by_name.get(f"recurrence/{w:g}/{PRIMARY}")
+        t = st.recurrence.get(w, {}).get(PRIMARY)
         vals.append(t.difference if t else np.nan)
         errs.append((t.difference - t.lo, t.hi - t.difference) if t else (0, 0))
         for f in fams:
-            t = st.by_name[f"family/{w:g}/{f}"]
+            t = st.label_gain[w][f]
             vals.append(t.difference)
             errs.append((t.difference - t.lo, t.hi - t.difference))
         x = np.arange(len(groups)) + (j - (len(windows) - 1) / 2) * width
@@ -99,10 +97,9 @@ def plot_context(st: Study, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_frontier(st: Study, path: Path) -> None:
+def plot_frontier(st: StudyResult, path: Path) -> None:
     """Parameters against test macro-AUROC; the trade-off frontier when it has more than one point."""
-    from .compare import PRIMARY as FIG
-
+    FIG = PRIMARY
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     models = list(st.models.values())
     params = np.array([m.cost.get("params", np.nan) for m in models], float)
@@ -163,9 +160,9 @@ def pareto_front(params: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.array(front, int)
 
 
-def plot_heatmap(st: Study, path: Path) -> None:
+def plot_heatmap(st: StudyResult, path: Path) -> None:
     """Per-class test AUROC (mean of seeds) of every model; classes without test positives are hatched."""
-    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.type))
+    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.rnn_type))
     first = models[0].per_class
     classes = list(first["class"])
     values = np.array([m.per_class["auroc"].to_numpy(float) for m in models])
@@ -207,7 +204,7 @@ def plot_heatmap(st: Study, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_roc(st: Study, path: Path) -> None:
+def plot_roc(st: StudyResult, path: Path) -> None:
     """Micro-averaged ROC of the best model, the reference and the CNN at each window (first seed)."""
     fig, ax = plt.subplots(figsize=(6.2, 5.6))
     shown = []
@@ -220,7 +217,7 @@ def plot_roc(st: Study, path: Path) -> None:
         seed = m.seeds[0]
         fpr, tpr, _ = roc_curve(m.test_y.ravel(), m.test_p[seed].ravel())
         style = WINDOW_STYLES[st.windows.index(m.window) % len(WINDOW_STYLES)]
-        ax.plot(fpr, tpr, style, lw=1.2, color=COLORS[m.type], label=f"{m.name} (seed {seed})")
+        ax.plot(fpr, tpr, style, lw=1.2, color=COLORS[m.rnn_type], label=f"{m.name} (seed {seed})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -230,36 +227,28 @@ def plot_roc(st: Study, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_schedule(st: Study, path: Path) -> None:
+def plot_schedule(st: StudyResult, path: Path) -> None:
     """Left: the learning rate every run followed. Right: per model, where each seed's best validation
     epoch and its last epoch fell within the budget."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, max(4, 0.25 * len(st.models) + 1.5)))
-    cfg = st.params.train
-    warm, cool = round(cfg.warmup * cfg.epochs), max(1, round(cfg.cooldown * cfg.epochs))
-    t = np.linspace(0, cfg.epochs, 400)
-    decay = cfg.epochs - cool
-    lr = np.where(
-        t < warm,
-        cfg.lr * t / max(warm, 1e-9),
-        np.where(t < decay, cfg.lr, cfg.lr * 0.5 * (1 + np.cos(np.pi * np.clip((t - decay) / cool, 0, 1)))),
-    )
+    t, lr = budget_curve(st.params.train)
     a1.plot(t, lr, "k-", lw=1.5, label="the budget's schedule")
     for m in st.models.values():
         for h in m.histories.values():
-            a1.plot(h["epoch"], h["lr"], ".", color=COLORS[m.type], alpha=0.5, ms=4)
+            a1.plot(h["epoch"], h["lr"], ".", color=COLORS[m.rnn_type], alpha=0.5, ms=4)
     a1.plot([], [], ".", color="0.4", label="each run, end of each epoch (early cool-downs start sooner)")
     a1.legend(fontsize=8)
     a1.set_xlabel("epoch")
     a1.set_ylabel("learning rate")
     a1.set_title("Schedule: warm-up, constant, cosine cool-down")
     a1.grid(alpha=0.3)
-    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.type))
+    models = sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.rnn_type))
     for i, m in enumerate(models):
         for j, h in enumerate(m.histories.values()):
             best = int(h.loc[h["val_macro_auroc"].idxmax(), "epoch"]) if len(h) else 0
             y = i + 0.15 * (j - 1)
-            a2.plot([1, len(h)], [y, y], color=COLORS[m.type], lw=1, alpha=0.5)
-            a2.plot(best, y, "o", color=COLORS[m.type], ms=4, zorder=3)
+            a2.plot([1, len(h)], [y, y], color=COLORS[m.rnn_type], lw=1, alpha=0.5)
+            a2.plot(best, y, "o", color=COLORS[m.rnn_type], ms=4, zorder=3)
             a2.plot(len(h), y, "|", color="k", ms=7, mew=1.5, zorder=3)
     a2.axvline(st.params.train.epochs, color="0.5", ls=":", lw=1, zorder=1)  # under the markers it would hide
     a2.set_yticks(range(len(models)), [m.name for m in models], fontsize=7)

@@ -1,0 +1,146 @@
+"""The evaluate and train stages' outputs read back, one Model per (architecture, window) with all its seeds."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Params
+from ..errors import EcgCrnnError
+from ..layout import RunKey, cost_file, evaluation_dir, model_dir
+from ..metrics import TESTED, auroc_per_class
+from ..registry import get_architecture
+
+PRIMARY = "macro_auroc"
+Key = tuple[str, float]  # (architecture, window in seconds)
+
+
+@dataclass
+class Model:
+    arch: str
+    window: float
+    seeds: list[int]
+    runs: pd.DataFrame  # one row per seed: the evaluate stage's metrics.json
+    resampled: dict[str, np.ndarray]  # figure -> (seeds, resamples)
+    class_auroc: np.ndarray  # (seeds, resamples, classes)
+    per_class: pd.DataFrame  # class, family, test_positives, auroc (mean over seeds)
+    seed_class_auroc: np.ndarray  # (seeds, classes) each seed's per-class test AUROC
+    val_class_auroc: np.ndarray  # (classes,) mean over seeds, validation fold
+    cost: dict
+    histories: dict[int, pd.DataFrame]  # seed -> history.csv
+    test_y: np.ndarray = field(repr=False, default=None)
+    test_p: dict[int, np.ndarray] = field(repr=False, default_factory=dict)
+
+    @property
+    def key(self) -> Key:
+        return (self.arch, self.window)
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch} @ {self.window:g} s"
+
+    @property
+    def rnn_type(self) -> str:
+        return get_architecture(self.arch).rnn_type
+
+    @property
+    def depth(self) -> int:
+        return get_architecture(self.arch).layers
+
+    def point(self, figure: str) -> float:
+        return float(self.runs[figure].mean())
+
+    def seed_sd(self, figure: str) -> float:
+        return float(self.runs[figure].std(ddof=1)) if len(self.runs) > 1 else 0.0
+
+    @property
+    def val(self) -> float:
+        return float(self.runs["val_macro_auroc"].mean())
+
+
+@dataclass
+class _Seed:
+    """One seed's files: what the evaluate stage wrote and the train stage's curves and timing."""
+
+    metrics: dict
+    resamples: dict
+    predictions: dict
+    per_class: pd.DataFrame
+    history: pd.DataFrame
+    train_seconds: float
+
+
+def _read_seed(key: RunKey, evaluation: Path, models: Path) -> _Seed:
+    ev, md = evaluation_dir(key, evaluation), model_dir(key, models)
+    try:
+        metrics = json.loads((ev / "metrics.json").read_text())
+        with np.load(ev / "resamples.npz") as npz:
+            resamples = {k: npz[k] for k in npz.files}
+        with np.load(ev / "predictions.npz") as npz:
+            predictions = {k: npz[k] for k in npz.files}
+        per_class = pd.read_csv(ev / "per_class.csv")
+        history = pd.read_csv(md / "history.csv")
+    except FileNotFoundError as exc:
+        raise EcgCrnnError(
+            f"{exc.filename}: missing (train and evaluate {key.arch} at {key.window:g} s, seed {key.seed})"
+        ) from None
+    timing = md / "timing.json"
+    seconds = json.loads(timing.read_text())["train_seconds"] if timing.is_file() else np.nan
+    return _Seed(metrics, resamples, predictions, per_class, history, seconds)
+
+
+def _nanmean_seeds(values: np.ndarray) -> np.ndarray:
+    """Mean over seeds; NaN (without numpy's warning) for a class the validation fold cannot score."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=0)
+
+
+def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, models: Path) -> Model:
+    read = {s: _read_seed(RunKey(arch, float(window), s), Path(evaluation), Path(models)) for s in seeds}
+    cost_path = cost_file(arch, window, evaluation)
+    cost = json.loads(cost_path.read_text()) if cost_path.is_file() else {}
+    timing = [r.train_seconds for r in read.values()]
+    # per seed, as every other figure of a model is its seeds' mean
+    cost["train_seconds"] = float(np.nanmean(timing)) if np.isfinite(timing).any() else np.nan
+    first = next(iter(read.values()))
+    per_class = first.per_class[["class", "family", "test_positives"]].copy()
+    per_class["auroc"] = np.mean([r.per_class["auroc"].to_numpy(float) for r in read.values()], axis=0)
+    resampled = {k: np.stack([r.resamples[k] for r in read.values()]) for k in TESTED}
+    if len({r.resamples[k].shape for r in read.values() for k in TESTED}) != 1:
+        raise EcgCrnnError("evaluations used different bootstrap resamples; re-run the evaluate stages")
+    return Model(
+        arch,
+        float(window),
+        list(seeds),
+        pd.DataFrame([r.metrics for r in read.values()]),
+        resampled,
+        np.stack([r.resamples["class_auroc"] for r in read.values()]),
+        per_class,
+        np.stack([r.per_class["auroc"].to_numpy(float) for r in read.values()]),
+        _nanmean_seeds(
+            np.stack([auroc_per_class(r.predictions["val_y"], r.predictions["val_p"]) for r in read.values()])
+        ),
+        cost,
+        {s: r.history for s, r in read.items()},
+        first.predictions["test_y"],
+        {s: r.predictions["test_p"] for s, r in read.items()},
+    )
+
+
+def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Model]:
+    """Every (architecture, window) of the configured grid, with every seed of train.seeds; a missing
+    evaluation is named."""
+    out = {
+        (arch, float(w)): load_model(arch, w, params.train.seeds, evaluation, models)
+        for w in params.study.windows
+        for arch in params.study.architectures
+    }
+    if len({m.resampled[PRIMARY].shape[1] for m in out.values()}) != 1:
+        raise EcgCrnnError("evaluations used different bootstrap resamples; re-run the evaluate stages")
+    return out

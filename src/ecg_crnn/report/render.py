@@ -1,0 +1,147 @@
+"""The report's files: report.md (the one source), report.html rendered from it (self-contained: images inlined,
+raw HTML disabled, so a class or lead name taken from a CSV reaches the page escaped), the tables, the summary and
+the plots, written together in one atomic swap."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis.compare import StudyResult
+from ..analysis.results import PRIMARY
+from ..atomic import atomic_dir, write_json
+from .format import plural
+from .plots import PLOTS
+from .published import PUBLISHED_SOURCE, published_mismatch, published_rows
+from .sentences import RunInfo, answer, header, warnings
+from .tables import family_table, headline_metrics, study_table, summary, tests_table
+
+
+def md_cell(value) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def table_md(df: pd.DataFrame) -> str:
+    return df.map(md_cell).to_markdown(index=False) if len(df) else "(none)"
+
+
+def drift_section(drift_dir: Path | None, prediction_dir: Path | None) -> list[str]:
+    """Markdown lines summarizing the drift stages' results, linking their reports (relative to reports/study)."""
+    lines = []
+    path = Path(drift_dir) / "summary.json" if drift_dir is not None else None
+    if path is not None and path.is_file():
+        lines += [
+            "| fold | role | records | drifted columns | dataset drift |",
+            "| --- | --- | ---: | ---: | --- |",
+        ]
+        for name, v in json.loads(path.read_text()).items():
+            lines.append(
+                f"| {md_cell(name.removeprefix('fold_'))} | {md_cell(v['role'])} | {v['records']} | "
+                f"{v['drifted_columns']}/{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} |"
+            )
+        lines += ["", f"Reports: [drift between folds](../{Path(drift_dir).name}/index.html)."]
+    path = Path(prediction_dir) / "summary.json" if prediction_dir is not None else None
+    if path is not None and path.is_file():
+        p = json.loads(path.read_text())
+        lines.append(
+            f"Predicted scores of the reference model, test fold against validation fold: "
+            f"{p['drifted_columns']}/{p['columns']} classes drift "
+            f"([report](../{Path(prediction_dir).name}/index.html))."
+        )
+    return lines
+
+
+def render_html(markdown: str, images: dict[str, Path]) -> str:
+    """report.md as a self-contained page: images inlined, raw HTML in the Markdown escaped."""
+    from markdown_it import MarkdownIt
+
+    for name, path in images.items():
+        data = base64.b64encode(path.read_bytes()).decode()
+        markdown = markdown.replace(f"](plots/{name}.png)", f"](data:image/png;base64,{data})")
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    style = (
+        "body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}table{border-collapse:"
+        "collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}"
+        "blockquote{border-left:4px solid #d62728;background:#fff3f3;margin:1em 0;padding:.5em 1em}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ecg-crnn study</title>"
+        f"<style>{style}</style></head><body>{body}</body></html>"
+    )
+
+
+def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
+    """report.md: what it rests on, caveats, the answer, the tables, the plots, drift."""
+    caveats = warnings(st, info)
+    mismatch = published_mismatch(st)
+    md = ["# How much temporal modeling is enough?", "", "## What this rests on", "", *header(st, info), ""]
+    if caveats:
+        md += ["> " + caveats[0], *[f"> - {c}" for c in caveats[1:]], ""]
+    md += [
+        "## Answer",
+        "",
+        *answer(st),
+        "",
+        "## Study table",
+        "",
+        'Mean of seeds [95% CI]; "vs best": against the model chosen on validation, after Holm '
+        "(as good = non-inferior within the margin).",
+        "",
+        table_md(study_table(st)),
+        "",
+        "## The published figures beside this run's",
+        "",
+        f"{PUBLISHED_SOURCE}; a figure is beaten when this run's whole 95% interval is on the better side "
+        "of the published number. The published thresholds and splits may differ."
+        + (f" **Not comparable here**: {mismatch}; shown for reference only." if mismatch else ""),
+        "",
+        table_md(published_rows(st)),
+        "",
+        "## Where recurrence helps, by label family",
+        "",
+        "Mean per-class test AUROC of the best recurrent model (chosen on validation) minus the CNN's, "
+        "with 95% CI and Holm-adjusted p; families ranked by their gain on the validation fold.",
+        "",
+        table_md(family_table(st)),
+        "",
+        "## Plots",
+        "",
+        *[f"![{name}](plots/{name}.png)" for name in PLOTS],
+        "",
+        f"Every test with its raw and Holm-adjusted p-value: `tests.csv` ({plural(len(st.tests), 'test')}).",
+    ]
+    if drift:
+        md += ["", "## Drift between folds", "", *drift]
+    return "\n".join(md) + "\n"
+
+
+def write_report(
+    st: StudyResult,
+    info: RunInfo,
+    out_dir: Path,
+    metrics_path: Path | None = None,
+    drift_dir: Path | None = None,
+    prediction_drift_dir: Path | None = None,
+) -> dict:
+    """Every file of reports/study, swapped in at once, and the DVC metric."""
+    text = report_markdown(st, info, drift_section(drift_dir, prediction_drift_dir))
+    result = summary(st)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "plots").mkdir()
+        for name, fn in PLOTS.items():
+            fn(st, tmp / "plots" / f"{name}.png")
+        study_table(st).to_csv(tmp / "study.csv", index=False)
+        tests_table(st).to_csv(tmp / "tests.csv", index=False)
+        family_table(st).to_csv(tmp / "family_gains.csv", index=False)
+        (tmp / "report.md").write_text(text)
+        (tmp / "report.html").write_text(render_html(text, {n: tmp / "plots" / f"{n}.png" for n in PLOTS}))
+        (tmp / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    if metrics_path is not None:
+        write_json(metrics_path, headline_metrics(st))
+    best = st.models[st.best]
+    print(f"compare: best {best.name} ({best.point(PRIMARY):.4f}) -> {out_dir}/report.html", file=sys.stderr)
+    return result

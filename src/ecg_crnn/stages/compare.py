@@ -1,0 +1,50 @@
+"""The compare stage: every model of the grid read back, every choice and test computed once, and the report
+written from that result (reports/study/: report.html, report.md, study.csv, tests.csv, family_gains.csv,
+summary.json, plots/; the DVC metric reports/study.json)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis.compare import analyse
+from ..analysis.results import load_models
+from ..config import Params
+from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, SEGMENTED
+from ..report.render import write_report
+from ..report.sentences import RunInfo
+
+
+@dataclass(frozen=True)
+class Paths:
+    evaluation: Path = EVALUATION
+    models: Path = MODELS
+    filtered: Path = FILTERED
+    segmented: Path = SEGMENTED
+    out: Path = REPORTS / "study"
+    metrics: Path = REPORTS / "study.json"
+    drift: Path | None = REPORTS / "drift"  # linked when present
+    prediction_drift: Path | None = REPORTS / "drift_predictions"
+
+
+def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
+    split = pd.read_csv(Path(segmented) / "split.csv")
+    classes = json.loads((Path(filtered) / "classes.json").read_text())
+    return RunInfo(
+        source=params.download.source,
+        task=classes.get("task", params.filter.task),
+        sampling_rate=params.data.sampling_rate,
+        split_records=split["split"].value_counts().to_dict(),
+        class_count=len(classes["classes"]),
+    )
+
+
+def run(params: Params, paths: Paths = Paths()) -> dict:
+    models = load_models(paths.evaluation, paths.models, params)
+    info = run_info(params, paths.filtered, paths.segmented)
+    return write_report(
+        analyse(models, params), info, paths.out, paths.metrics, paths.drift, paths.prediction_drift
+    )

@@ -1,0 +1,101 @@
+"""The evaluate stage: one trained run's thresholds (tuned on the validation fold), its test figures and their
+patient resamples, into evaluation/WINDOWs/ARCH/seedSEED.
+
+Outputs: metrics.json, thresholds.json, per_class.csv, resamples.npz (every tested figure under each shared
+patient resample, and per-class AUROC), predictions.npz (the validation and test folds' scores).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..artifact import load_model_file
+from ..atomic import atomic_path, write_json
+from ..config import Params
+from ..dataset import load_study_data
+from ..errors import EcgCrnnError
+from ..evaluation import evaluate_model
+from ..layout import (
+    BOOTSTRAP,
+    FILTERED,
+    MODEL_FILE,
+    SEGMENTED,
+    RunKey,
+    evaluation_dir,
+    model_dir,
+    window_name,
+)
+from ..metrics import TESTED
+
+
+@dataclass(frozen=True)
+class Paths:
+    filtered: Path = FILTERED
+    segmented: Path = SEGMENTED
+    model: Path | None = None  # default: models/WINDOWs/ARCH/seedSEED/model.pt
+    bootstrap: Path = BOOTSTRAP
+    out: Path | None = None  # default: evaluation/WINDOWs/ARCH/seedSEED
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz"
+        np.savez_compressed(f, **arrays)
+
+
+def run(params: Params, key: RunKey, paths: Paths = Paths()) -> dict:
+    model_path = Path(paths.model or model_dir(key) / MODEL_FILE)
+    out_dir = Path(paths.out or evaluation_dir(key))
+    checkpoint = load_model_file(model_path)
+    expected = (key.arch, float(key.window), key.seed)
+    found = (checkpoint["arch"], checkpoint["window_s"], checkpoint["seed"])
+    if found != expected:
+        raise EcgCrnnError(f"{model_path}: holds {found}, not (arch, window, seed) {expected}")
+    data = load_study_data(paths.filtered, paths.segmented, key.window, splits=("val", "test"))
+    if checkpoint["classes"] != data.classes:
+        raise EcgCrnnError(
+            f"{model_path}: trained on other classes than {paths.filtered} holds; re-run the train stage"
+        )
+    boot = np.load(paths.bootstrap)
+    if not np.array_equal(boot["ecg_id"], data.splits["test"].ecg_ids):
+        raise EcgCrnnError(
+            f"{paths.bootstrap}: drawn for another test fold ({len(boot['ecg_id'])} records, this one has "
+            f"{len(data.splits['test'].ecg_ids)}); re-run the bootstrap stage"
+        )
+    result = evaluate_model(checkpoint, data, boot["weights"], params.evaluate, params.train.device)
+    result.metrics["bootstrap_acceptance"] = float(boot["acceptance"])
+    write_json(out_dir / "metrics.json", result.metrics)
+    write_json(
+        out_dir / "thresholds.json",
+        {
+            "aggregate": params.evaluate.aggregate,
+            "tuned_on": "validation fold",
+            "thresholds": dict(zip(data.classes, result.thresholds.tolist(), strict=True)),
+        },
+    )
+    with atomic_path(out_dir / "per_class.csv") as tmp:
+        result.per_class.to_csv(tmp, index=False)
+    _save_npz(
+        out_dir / "resamples.npz",
+        **{k: result.resampled[k] for k in TESTED},
+        class_auroc=result.resampled_class_auroc.astype(np.float32),
+    )
+    _save_npz(
+        out_dir / "predictions.npz",
+        classes=np.array(data.classes),
+        test_ecg_id=data.splits["test"].ecg_ids,
+        test_y=data.splits["test"].y,
+        test_p=result.test_p,
+        val_y=data.splits["val"].y,
+        val_p=result.val_p,
+    )
+    m = result.metrics
+    print(
+        f"evaluate {key.arch} {window_name(key.window)} seed {key.seed}: test macro-AUROC {m['macro_auroc']:.4f}, "
+        f"micro-F1 {m['micro_f1']:.4f} (validation macro-AUROC {m['val_macro_auroc']:.4f})",
+        file=sys.stderr,
+    )
+    return m

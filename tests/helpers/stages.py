@@ -1,0 +1,48 @@
+"""The pipeline's stages called as the tests need them: with the repository's parameters plus a few settings."""
+
+from pathlib import Path
+
+from ecg_crnn.stages import filter, segment
+
+from .params import params
+
+
+def filter_records(raw: Path, out: Path, **settings) -> dict:
+    """The filter stage on `raw` into `out`, with filter.* `settings` over the repository's parameters."""
+    p = params({f"filter.{k}": v for k, v in settings.items()})
+    return filter.run(p, filter.Paths(raw, out), progress=False)
+
+
+def segment_records(filtered: Path, out: Path, **settings) -> dict:
+    """The segment stage on `filtered` into `out`, with segment.* `settings` over the repository's parameters."""
+    return segment.run(params({f"segment.{k}": v for k, v in settings.items()}), segment.Paths(filtered, out))
+
+
+def run_study(p, raw: Path, root: Path) -> Path:
+    """A whole study in this process, through the stage functions the CLI (and so dvc.yaml) calls: filter, segment,
+    bootstrap, every (architecture, window, seed)'s cost, train and evaluate, then compare. Returns reports/study."""
+    from ecg_crnn.layout import RunKey, cost_file, evaluation_dir, model_dir
+    from ecg_crnn.stages import bootstrap, compare, cost, evaluate, train
+
+    f, s, ev, md = root / "data/filtered", root / "data/segmented", root / "evaluation", root / "models"
+    filter.run(p, filter.Paths(raw, f), progress=False)
+    segment.run(p, segment.Paths(f, s))
+    bootstrap.run(p, bootstrap.Paths(f, s, ev / "bootstrap.npz"))
+    for w in p.study.windows:
+        for arch in p.study.architectures:
+            cost.run(p, arch, w, cost.Paths(f, s, cost_file(arch, w, ev)))
+            for seed in p.train.seeds:
+                key = RunKey(arch, float(w), seed)
+                train.run(
+                    p,
+                    key,
+                    train.Paths(f, s, model_dir(key, md), root / ".resume" / key.folder),
+                    progress=False,
+                )
+                evaluate.run(
+                    p, key, evaluate.Paths(f, s, None, ev / "bootstrap.npz", evaluation_dir(key, ev))
+                )
+    out = root / "reports/study"
+    paths = compare.Paths(ev, md, f, s, out, root / "reports/study.json", None, None)
+    compare.run(p, paths)
+    return out
