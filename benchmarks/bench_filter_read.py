@@ -20,7 +20,8 @@ import pandas as pd
 import wfdb
 from common import FULL_SIZE, dataset, machine, timed, write_section
 
-from ecg_crnn.data.cache import SignalCache, build_cache
+from ecg_crnn.data.cache import build_cache
+from ecg_crnn.data.signals import SignalCache
 
 
 def naive(paths: list[Path]) -> np.ndarray:

@@ -10,92 +10,36 @@ Usage: python benchmarks/bench_grid_pool.py [--records 600] [--epochs 4] [--writ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-import yaml
 from common import REPO, machine, write_section
 
 from ecg_crnn.data.synthetic import write_synthetic
+from tests.helpers.params import GRID, set_params
+from tests.helpers.processes import run, start_workers, stop_group
+from tests.helpers.project import make_project
+from tests.helpers.servers import PREFECT_ENV, S3Server, free_port, wait_http
 
 BIN = Path(sys.executable).parent
-KEY, SECRET = "benchkey", "bench-secret"
-GRID = {
-    "study": {"architectures": ["cnn", "cnn_bilstm1"], "reference": "cnn_bilstm1", "windows": [2.5, 10]},
-    "train": {"seeds": [0, 1], "batch_size": 32},
-    "models": {"channels": [16, 16, 32, 32], "hidden": 16},
-    "evaluate": {"bootstrap": 200, "latency_runs": 3},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2):
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def sh(cmd, cwd, env=None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return proc.stdout
 
 
 def project(root: Path, source: Path, epochs: int, s3_endpoint: str | None, bucket_prefix: str) -> Path:
-    root.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
-    (root / ".gitignore").write_text("/data/\n/.resume/\n")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in GRID.items():
-        params[section].update(values)
-    params["train"]["epochs"] = epochs
-    params["download"]["source"] = str(source)
-    params["grid"].update({"work_pool": "bench", "resume_root": str(root.parent / "resume")})
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    sh(["git", "init", "-q"], root)
+    make_project(root)
+    overrides = {**GRID, "evaluate.bootstrap": 200, "train.epochs": epochs, "download.source": str(source)}
+    set_params(
+        root, {**overrides, "grid.work_pool": "bench", "grid.resume_root": str(root.parent / "resume")}
+    )
     if s3_endpoint:
-        sh(["dvc", "remote", "add", "-d", "store", f"s3://bench/{bucket_prefix}"], root)
-        sh(["dvc", "remote", "modify", "store", "endpointurl", s3_endpoint], root)
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "grid"], root, env)
+        run(["dvc", "remote", "add", "-d", "store", f"s3://bench/{bucket_prefix}"], root)
+        run(["dvc", "remote", "modify", "store", "endpointurl", s3_endpoint], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "grid"], root)
     return root
 
 
@@ -109,82 +53,46 @@ def main() -> None:
     write_synthetic(work / "synthetic", args.records, seed=1, progress=False)
     # This environment's dvc, prefect and git hooks first, for every command the benchmark runs.
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "DVC_NO_ANALYTICS": "1",
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    port, s3_port = free_port(), free_port()
+    env = {**os.environ, **PREFECT_ENV, "PREFECT_HOME": str(work / "prefect"), "DVC_NO_ANALYTICS": "1"}
+    port = free_port()
     (work / "s3" / "bench").mkdir(parents=True)
-    procs = [
-        subprocess.Popen(
-            [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [
-                BIN / "rclone",
-                "serve",
-                "s3",
-                "--addr",
-                f"127.0.0.1:{s3_port}",
-                "--auth-key",
-                f"{KEY},{SECRET}",
-                str(work / "s3"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        ),
-    ]
+    s3 = S3Server(work / "s3").start()
+    env.update(
+        {"AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret, "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    server = subprocess.Popen(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     results = {}
     try:
         wait_http(f"http://127.0.0.1:{port}/api/health", 120)
         local = project(work / "local" / "p", work / "synthetic", args.epochs, None, "local")
         t = time.perf_counter()
-        sh(["dvc", "repro"], local, env)
+        run(["dvc", "repro"], local, env=env)
         results["local `dvc repro` (embedded default)"] = time.perf_counter() - t
         for n in (1, 2):
-            root = project(
-                work / f"pool{n}" / "p",
-                work / "synthetic",
-                args.epochs,
-                f"http://127.0.0.1:{s3_port}",
-                f"pool{n}",
-            )
+            root = project(work / f"pool{n}" / "p", work / "synthetic", args.epochs, s3.endpoint, f"pool{n}")
             flow = [sys.executable, str(REPO / "flows" / "grid.py"), "--params", str(root / "params.yaml")]
-            sh([*flow, "--deploy"], root, env)
-            workers = [
-                subprocess.Popen(
-                    [BIN / "prefect", "worker", "start", "--pool", "bench", "--limit", "1"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-                for _ in range(n)
-            ]
+            run([*flow, "--deploy"], root, env=env)
+            workers = start_workers("bench", env, n)
             try:
                 t = time.perf_counter()
-                out = sh([*flow, "--repo", str(root), "--workdir", str(work / f"work{n}")], root, env)
+                out = run(
+                    [*flow, "--repo", str(root), "--workdir", str(work / f"work{n}")], root, env=env
+                ).stdout
                 results[f"pool, {n} worker{'s' if n > 1 else ''}"] = time.perf_counter() - t
                 assert "Data and pipelines are up to date" in out, out
             finally:
                 for w in workers:
-                    stop(w)
+                    stop_group(w)
     finally:
-        for p in procs:
-            stop(p)
+        stop_group(server)
+        s3.stop()
         shutil.rmtree(work, ignore_errors=True)
     one = results["pool, 1 worker"]
     lines = [

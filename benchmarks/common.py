@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
-from ecg_crnn.data.synthetic import write_synthetic
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the benchmarks share the tests' helpers (tests/helpers)
+
+from ecg_crnn.data.synthetic import write_synthetic  # noqa: E402
+from tests.helpers.project import prepare  # noqa: E402
+
 FULL_SIZE = 21_799  # records in PTB-XL 1.0.3
 
 
@@ -53,12 +57,7 @@ def write_section(name: str, body: str) -> None:
 
 def prepared(raw: Path, work: Path, window_s: float = 2.5):
     """Filter and segment a dataset with the pipeline's defaults (once), and load the study data."""
-    from ecg_crnn.config import DataSettings, FilterSettings, SegmentSettings
-    from ecg_crnn.data.filtering import run_filter
-    from ecg_crnn.data.segment import run_segment
     from ecg_crnn.dataset import load_study_data
 
-    if not (work / "segmented" / "split.csv").is_file():
-        run_filter(raw, work / "filtered", DataSettings(), FilterSettings(), progress=False)
-        run_segment(work / "filtered", work / "segmented", SegmentSettings())
+    prepare(raw, work)
     return load_study_data(work / "filtered", work / "segmented", window_s, splits=("train", "val"))
