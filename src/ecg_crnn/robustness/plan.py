@@ -1,0 +1,122 @@
+"""The robustness configuration: the params.yaml section, its defaults, and the conditions it names.
+
+`PARAMS_YAML` is the section to paste into params.yaml; `DEFAULT_PARAMS` is the same, parsed. A section
+given in params.yaml replaces the defaults key by key (a `corruptions` mapping given there is the whole
+list of conditions, so a study can run a subset). Every condition is one (corruption, severity) pair,
+applied alone to the clean test fold.
+
+Why these severities: the additive noises share 24, 12 and 6 dB, levels of nstdb's own stress test
+records (24 ... -6 dB): from barely visible (24 dB, noise RMS 6 % of the signal's) to heavy (6 dB, the
+signal's RMS only twice the noise's); one axis for every kind lets the report rank the kinds. Powerline at 100 Hz is a negative control
+(the chain removes it, see `powerline`). Lead loss at 1, 3 and 6 random leads, and the two reduced sets
+that devices record: six limb leads, and lead I alone (a watch). Gain halved and doubled (5 and
+20 mm/mV against the usual 10). Shifts of 0.1 s (about a QRS width) and 0.5 s (half a beat at 60 bpm),
+both under the 1.25 s evaluation stride.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import EcgCrnnError
+from .registry import REGISTRY, check_severity
+from .snr import SCOPES
+
+PARAMS_YAML = """\
+robustness:
+  seed: 0                       # the corruptions' random streams, with each record's ecg_id
+  noise_source: null            # null: synthetic bw/em/ma noise; or a directory with nstdb's bw, em, ma
+                                # records (https://physionet.org/files/nstdb/1.0.0/), e.g. data/raw/nstdb
+  snr_per: lead                 # lead: every lead at the asked SNR | record: one factor per record
+  corruptions:                  # name: severities, each a condition on the clean test fold
+    gaussian: [24, 12, 6]               # SNR in dB per lead
+    baseline_wander: [24, 12, 6]        # SNR in dB per lead
+    electrode_motion: [24, 12, 6]       # SNR in dB per lead
+    muscle: [24, 12, 6]                 # SNR in dB per lead
+    powerline50: [24, 12, 6]            # SNR in dB at the electrodes (removed by the chain at 100 Hz)
+    powerline60: [24, 12, 6]            # SNR in dB at the electrodes (removed by the chain at 100 Hz)
+    lead_loss_random: [1, 3, 6]         # leads lost per record
+    limb_leads_only: [1]                # the six chest leads lost
+    lead_I_only: [1]                    # every lead but I lost
+    gain: [0.5, 2.0]                    # factor on every lead
+    time_shift: [0.1, 0.5]              # seconds, circular, random direction
+"""
+DEFAULT_PARAMS: dict = yaml.safe_load(PARAMS_YAML)["robustness"]
+KEYS = tuple(DEFAULT_PARAMS)
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    severity: float
+
+    @property
+    def key(self) -> str:
+        """A file- and DVC-friendly name, e.g. gaussian_24, gain_0.5."""
+        return f"{self.name}_{self.severity:g}"
+
+
+@dataclass(frozen=True)
+class RobustnessPlan:
+    seed: int
+    noise_source: Path | None
+    snr_per: str
+    conditions: tuple[Condition, ...]
+
+
+def parse_plan(section: Mapping | None = None) -> RobustnessPlan:
+    """params.yaml's `robustness` section (None: the defaults) -> a checked plan; errors name the key."""
+    section = dict(section or {})
+    unknown = sorted(set(section) - set(KEYS))
+    if unknown:
+        raise EcgCrnnError(f"robustness: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
+    params = {**DEFAULT_PARAMS, **section}
+    seed = params["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise EcgCrnnError(f"robustness.seed: {seed!r} is not a non-negative integer")
+    if params["snr_per"] not in SCOPES:
+        raise EcgCrnnError(f"robustness.snr_per: {params['snr_per']!r} is not one of {', '.join(SCOPES)}")
+    source = params["noise_source"]
+    if source is not None and (not isinstance(source, str | Path) or not str(source)):
+        raise EcgCrnnError(f"robustness.noise_source: {source!r} is neither null nor a directory")
+    return RobustnessPlan(
+        seed,
+        Path(source) if source is not None else None,
+        params["snr_per"],
+        _conditions(params["corruptions"]),
+    )
+
+
+def _conditions(corruptions) -> tuple[Condition, ...]:
+    if not isinstance(corruptions, Mapping) or not corruptions:
+        raise EcgCrnnError("robustness.corruptions: expected a mapping of corruption name -> severities")
+    out = []
+    for name, severities in corruptions.items():
+        if name not in REGISTRY:
+            raise EcgCrnnError(
+                f"robustness.corruptions.{name}: unknown corruption (known: {', '.join(REGISTRY)})"
+            )
+        if not isinstance(severities, list) or not severities:
+            raise EcgCrnnError(f"robustness.corruptions.{name}: expected a non-empty list of severities")
+        values = [check_severity(name, s) for s in severities]
+        if len(set(values)) != len(values):
+            raise EcgCrnnError(f"robustness.corruptions.{name}: severities {severities} repeat")
+        out += [Condition(name, v) for v in values]
+    return tuple(out)
+
+
+def describe(plan: RobustnessPlan) -> list[dict]:
+    """One row per condition, with what its severity means (for the report and a stage's metadata)."""
+    return [
+        {
+            "condition": c.key,
+            "corruption": c.name,
+            "severity": c.severity,
+            "meaning": REGISTRY[c.name].severity,
+        }
+        for c in plan.conditions
+    ]
