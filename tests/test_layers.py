@@ -13,7 +13,7 @@ SRC = REPO / "src" / "ecg_crnn"
 FLOORS = [
     ("base", {"errors", "atomic", "hashing", "redaction", "registry", "config", "layout", "s3", "schedule"}),
     ("data", {"data"}),
-    ("model", {"metrics", "dataset", "models", "artifact", "training", "evaluation", "cost"}),
+    ("model", {"metrics", "dataset", "models", "artifact", "training", "evaluation", "cost", "robustness"}),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),
     ("stages", {"stages"}),
     ("entry", {"cli", "__main__"}),

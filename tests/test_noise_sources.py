@@ -6,8 +6,9 @@ import pytest
 import wfdb
 from scipy.signal import resample
 
-from ecg_crnn.data.checksums import parse_sums, sha256_file
+from ecg_crnn.data.checksums import parse_sums
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.hashing import sha256_file
 from ecg_crnn.robustness import (
     NSTDB_FILES,
     NSTDB_MAX_BYTES,
@@ -20,7 +21,7 @@ from ecg_crnn.robustness import (
 from ecg_crnn.robustness.resampling import edge_samples, resample_chain
 from ecg_crnn.robustness.seeding import record_generator
 
-from .nstdb_fixture import write_nstdb_fixture
+from .helpers.nstdb import write_nstdb_fixture
 
 SECONDS = 30.0
 

@@ -31,9 +31,9 @@ from tqdm import tqdm
 from ..atomic import atomic_dir
 from ..errors import EcgCrnnError
 from .checksums import SUMS_NAME, format_sums
+from .leads import LEADS
 from .ptbxl import DATABASE_CSV, STATEMENTS_CSV
 
-LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 DURATION_S = 10
 GAIN = 1000.0  # adu per mV, as in PTB-XL
 

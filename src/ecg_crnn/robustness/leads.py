@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.synthetic import LEADS
+from ..data.leads import LEADS
 from ..errors import EcgCrnnError
 
 LIMB = LEADS[:6]

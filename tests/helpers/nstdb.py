@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from ecg_crnn.data.checksums import SUMS_NAME, format_sums, sha256_file
+from ecg_crnn.data.checksums import SUMS_NAME, format_sums
+from ecg_crnn.hashing import sha256_file
 from ecg_crnn.robustness.noise import BANDS_HZ, band_limited
 from ecg_crnn.robustness.nstdb import FS, N_SIGNALS, RECORDS
 
