@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from ecg_crnn.analysis.contrasts import SeedRuns, contrast_bounds, estimate, model_estimate
-from ecg_crnn.analysis.decisions import p_values, verdict
+from ecg_crnn.analysis.decisions import Claim, decide, p_values, verdict
 from ecg_crnn.analysis.multiplicity import Node, graphical, ordered_groups
 from ecg_crnn.analysis.power import (
     Components,
@@ -223,6 +223,26 @@ def test_verdict_wording():
     assert v.mde == pytest.approx(minimal_detectable_effect(0.004, 20, 0.05))
     closed = verdict(_est(0.001, 0.004, 20), 0.005, 0.0)
     assert closed.wording.startswith("inconclusive: not tested")
+
+
+def test_decide_runs_one_graph_and_claims_only_what_each_node_holds():
+    """Two primaries (weight 1/2 each) then one secondary. The first primary is clearly better and clearly
+    within the margin (both its hypotheses rejected at 0.025): it leaves, and the second primary is tested at
+    0.05 minus epsilon; it is equivalent, but the node holds only the difference: no claim is made about that.
+    The secondary opens only when both primaries have left: here it stays at an epsilon-sized level (only a
+    p-value below that would pass)."""
+    claims = [
+        Claim("p1", "primary", _est(0.003, 0.0004, 30), 0.005, ("difference", "equivalence"), 0.5),
+        Claim("p2", "primary", _est(0.0005, 0.001, 30), 0.005, ("difference",), 0.5),
+        Claim("s1", "secondary", _est(0.01, 0.002, 30), 0.005),
+    ]
+    out = decide(claims, ["primary", "secondary"], 0.05)
+    assert out["p1"].wording == "better, by less than 0.005" and out["p1"].level == pytest.approx(0.025)
+    assert out["p2"].wording.startswith("inconclusive: this study can resolve differences of")
+    assert out["p2"].level == pytest.approx(0.05, rel=1e-5) and not out["p2"].equivalent
+    assert out["s1"].level < 1e-6 and not out["s1"].better  # its p (2e-5) would pass any open gate
+    with pytest.raises(ValueError, match="unknown tests"):
+        verdict(_est(0.0, 0.001, 10), 0.005, 0.05, ("superiority",))
 
 
 # ---- multiplicity ---------------------------------------------------------------------------------------

@@ -21,13 +21,17 @@ at the level the hypothesis was tested at (power.minimal_detectable_effect).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import stdtr
 
 from .contrasts import Estimate
+from .multiplicity import Node, graphical, ordered_groups
 from .power import minimal_detectable_effect
+
+TESTS = ("difference", "noninferiority", "equivalence")
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,23 @@ def wording(better: bool, worse: bool, noninferior: bool, equivalent: bool, marg
     return f"inconclusive: this study can resolve differences of {_number(mde)} or more"
 
 
-def verdict(est: Estimate, margin: float, level: float, power: float = 0.8) -> Verdict:
-    """Every test of one oriented contrast at one local level (alpha times its final weight in the graph)."""
+def verdict(
+    est: Estimate, margin: float, level: float, tests: Sequence[str] = TESTS, power: float = 0.8
+) -> Verdict:
+    """The tests in `tests` of one oriented contrast at one local level (alpha times its final weight in the
+    graph); a claim outside `tests` is never made (it was not in the family the level was shared over)."""
+    unknown = set(tests) - set(TESTS)
+    if unknown:
+        raise ValueError(f"unknown tests {sorted(unknown)}; choose from {TESTS}")
     p = p_values(est, margin)
-    better = p.difference <= level and est.point > 0
-    worse = p.difference <= level and est.point < 0
-    noninferior, equivalent = p.noninferiority <= level, p.equivalence <= level
+    if level <= 0:  # a gate that stayed closed: no test was run, whatever the p-values
+        p = PValues(1.0, 1.0, 1.0)
+    different = "difference" in tests and p.difference <= level
+    better, worse = different and est.point > 0, different and est.point < 0
+    noninferior = "noninferiority" in tests and p.noninferiority <= level
+    equivalent = "equivalence" in tests and p.equivalence <= level
+    # equivalence implies non-inferiority (its null contains the other's), so the weaker claim follows
+    noninferior = noninferior or equivalent
     mde = minimal_detectable_effect(est.se, est.df, level, power) if level > 0 else np.inf
     return Verdict(
         wording(better, worse, noninferior, equivalent, margin, mde),
@@ -101,3 +116,32 @@ def verdict(est: Estimate, margin: float, level: float, power: float = 0.8) -> V
         level,
         mde,
     )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One contrast the answer may speak about: its oriented estimate, margin, the tests it holds (at most one
+    of whose nulls can be true), its group and initial share of alpha."""
+
+    name: str
+    group: str
+    estimate: Estimate
+    margin: float
+    tests: tuple[str, ...] = ("difference",)
+    weight: float = 0.0
+
+
+def decide(
+    claims: Sequence[Claim], order: Sequence[str], alpha: float, transitions: np.ndarray | None = None
+) -> dict[str, Verdict]:
+    """Every claim tested in one graphical procedure (multiplicity.graphical), the groups in `order` unless
+    `transitions` are given, and each claim's verdict at the level its node reached."""
+    nodes = []
+    for c in claims:
+        p = p_values(c.estimate, c.margin)
+        nodes.append(Node(c.name, c.group, c.weight, {t: getattr(p, t) for t in c.tests}))
+    g = ordered_groups(nodes, order) if transitions is None else transitions
+    results = graphical(nodes, g, alpha)
+    return {
+        c.name: verdict(c.estimate, c.margin, r.level, c.tests) for c, r in zip(claims, results, strict=True)
+    }

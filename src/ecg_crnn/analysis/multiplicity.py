@@ -65,15 +65,14 @@ def remove_node(weights: np.ndarray, g: np.ndarray, active: np.ndarray, j: int) 
     weights[rest] += weights[j] * g[j, rest]
     weights[j] = 0.0
     g_lj, g_jk = g[:, j].copy(), g[j, :].copy()
-    denom = (1.0 - g_lj * g_jk)[:, None]  # row l: 1 - g_lj g_jl
-    with np.errstate(divide="ignore", invalid="ignore"):
-        new = np.where(denom > 0, (g + g_lj[:, None] * g_jk[None, :]) / denom, 0.0)
-    idx = np.flatnonzero(rest)
-    sub = new[np.ix_(idx, idx)]
-    np.fill_diagonal(sub, 0.0)
-    g[np.ix_(idx, idx)] = sub
-    g[j, :] = 0.0
-    g[:, j] = 0.0
+    denom = 1.0 - g_lj * g_jk  # row l: 1 - g_lj g_jl
+    g += np.outer(g_lj, g_jk)
+    ok = denom > 0
+    g[ok] /= denom[ok, None]
+    g[~ok] = 0.0
+    g[~rest] = 0.0  # rows and columns of nodes that left are no longer read
+    g[:, ~rest] = 0.0
+    np.fill_diagonal(g, 0.0)
     active[j] = False
 
 
@@ -83,22 +82,27 @@ def graphical(nodes: Sequence[Node], transitions: np.ndarray, alpha: float) -> l
     w = np.array([n.weight for n in nodes], float)
     g = np.array(transitions, float, copy=True)
     check_graph(w, g)
+    kinds = list(dict.fromkeys(h for n in nodes for h in n.p))
+    p = np.full((len(nodes), len(kinds)), np.nan)  # NaN: the node does not hold that hypothesis
+    for i, node in enumerate(nodes):
+        for h, value in node.p.items():
+            p[i, kinds.index(h)] = value
+    held = ~np.isnan(p)
+    rejected = np.zeros(p.shape, bool)
     active = np.ones(len(nodes), bool)
-    rejected = [dict.fromkeys(n.p, False) for n in nodes]
     level = np.zeros(len(nodes))
     while True:
-        cleared = None
-        for i in np.flatnonzero(active):
-            level[i] = max(level[i], alpha * w[i])
-            for h, p in nodes[i].p.items():
-                rejected[i][h] = rejected[i][h] or (w[i] > 0 and p <= alpha * w[i])
-            if cleared is None and all(rejected[i].values()):
-                cleared = i
-        if cleared is None:
+        now = alpha * w
+        level[active] = np.maximum(level[active], now[active])
+        rejected |= held & (active & (w > 0))[:, None] & (p <= now[:, None])
+        cleared = np.flatnonzero(active & (rejected | ~held).all(axis=1))
+        if len(cleared) == 0:
             break
-        remove_node(w, g, active, cleared)
+        for j in cleared:  # the order of removal does not change the result (Bretz et al. 2009)
+            remove_node(w, g, active, j)
     return [
-        NodeResult(n.name, n.group, float(lv), r) for n, lv, r in zip(nodes, level, rejected, strict=True)
+        NodeResult(n.name, n.group, float(level[i]), {h: bool(rejected[i, kinds.index(h)]) for h in n.p})
+        for i, n in enumerate(nodes)
     ]
 
 

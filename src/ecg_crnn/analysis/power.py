@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import nctdtr, ndtr, stdtrit
-from scipy.stats import chi2, nct
+from scipy.special import chdtri, nctdtr, ndtr, stdtrit
+from scipy.stats import nct
 
 from .contrasts import Estimate
 
@@ -74,15 +74,20 @@ def minimal_detectable_effect(
             return power(x, se, df, level) - target
         return power(0.0, se, df, level, kind, margin=x) - target
 
-    hi = se * (stdtrit(df, 1 - level / 2) + stdtrit(df, target) + 1)
+    # bracket around the textbook (t_{1-level/2} + t_target) * se, widened until it holds the root
+    guess = se * (stdtrit(df, 1 - level / 2) + stdtrit(df, target))
+    lo, hi = 0.7 * guess, 1.4 * guess
     while gap(hi) < 0:
-        hi *= 2
-    return float(brentq(gap, 0.0, hi, xtol=se * 1e-9))
+        lo, hi = hi, 2 * hi
+    while lo > 0 and gap(lo) > 0:
+        lo, hi = lo / 2, lo
+    return float(brentq(gap, lo, hi, xtol=se * 1e-7))
 
 
 def seed_variance_upper(s2: float, df: float, confidence: float = 0.8) -> float:
-    """One-sided upper confidence bound on a variance estimated with `df` degrees of freedom."""
-    return float(df * s2 / chi2.ppf(1 - confidence, df))
+    """One-sided upper confidence bound on a variance estimated with `df` degrees of freedom:
+    df s^2 / (the chi-square's 1 - confidence quantile; chdtri inverts its upper tail)."""
+    return float(df * s2 / chdtri(df, confidence))
 
 
 @dataclass(frozen=True)
