@@ -78,27 +78,26 @@ class Fold10:
     """Models' scores on one simulated test fold, as each seed's per-class AUROC and its patient resamples.
 
     Binormal scores: a positive of class c scores mu_c + quality + latent, a negative latent, with
-    latent = sqrt(0.75) shared + sqrt(0.10) architecture + sqrt(0.15) seed (assumed: two seeds of one
-    architecture correlate 0.85 on the same ECG, two architectures 0.75). A seed's quality shifts mu by
-    N(0, 0.025^2): a seed SD of macro-AUROC of about 0.0035 (assumed, within run-to-run spreads of 0.002-0.005
-    reported for 1D CNNs on PTB-XL). A positive's placement value is Phi(score), a negative's
-    Phi(mu_c + quality - score); a seed's class AUROC is their means' sum minus the seed's true AUROC."""
+    latent = sqrt(0.80) shared + sqrt(0.12) architecture + sqrt(0.08) seed (assumed: two seeds of one
+    architecture correlate 0.92 on the same ECG, two architectures 0.80, as models sharing a CNN front end
+    and training data would). A seed's quality shifts mu by N(0, 0.015^2): 0.002 in macro-AUROC; with each
+    seed's own patient luck the seeds' spread on one test fold is 0.0037 (assumed: within the 0.002-0.005
+    run-to-run spreads reported for 1D CNNs on PTB-XL). A positive's placement value is Phi(score), a
+    negative's Phi(mu_c + quality - score); a seed's class AUROC is their means' sum minus its true AUROC."""
 
     RARE = 20  # classes resampled for real (at most this many positives); the rest by their normal limit
 
     def __init__(self, auroc=AUROC, resamples=200):
         self.n, self.C, self.B = POSITIVES, len(POSITIVES), resamples
         self.mu = np.sqrt(2) * ndtri(np.asarray(auroc, float))
-        self.shared, self.arch, self.seed_sd = 0.75, 0.10, 0.025
+        self.shared, self.arch, self.seed_sd = 0.80, 0.12, 0.015
         self.cls = np.repeat(np.arange(self.C), self.n)
         self.starts = np.r_[0, np.cumsum(self.n)[:-1]]
         self.rare = np.flatnonzero(self.n <= self.RARE)
         self.common = np.flatnonzero(self.n > self.RARE)
         entries = [np.arange(s, s + n) for s, n in zip(self.starts, self.n, strict=True)]
         self.rare_entries = np.concatenate([entries[c] for c in self.rare])
-        self.common_entries = np.concatenate([entries[c] for c in self.common])
         self.rare_starts = np.r_[0, np.cumsum(self.n[self.rare])[:-1]]
-        self.common_starts = np.r_[0, np.cumsum(self.n[self.common])[:-1]]
         # a negative's placement Phi(mu - s) for scores s, s' correlated r: Cov = Phi2(h, h; r/2) - Phi(h)^2
         h = self.mu / np.sqrt(2)
         cov = [
@@ -124,33 +123,37 @@ class Fold10:
             self._chol[(m, k)] = np.linalg.cholesky(cov)
         return self._chol[(m, k)]
 
+    POISSON1_CDF = np.cumsum(np.exp(-1.0) / np.cumprod(np.r_[1.0, np.arange(1.0, 20.0)]))
+
     def _positive_resamples(self, rng, v10):
         """(B, MK, C) resampled positives' means: rare classes by Poisson(1) counts, redrawn when a class
         loses every positive (the pipeline's rule); the others from the normal their bootstrap tends to."""
         out = np.empty((self.B, v10.shape[0], self.C))
         rare, seg = self.rare_entries, self.rare_starts
-        counts = rng.poisson(1.0, (int(1.5 * self.B) + 30, len(rare)))
-        keep = np.flatnonzero((np.add.reduceat(counts, seg, axis=1) > 0).all(axis=1))[: self.B]
+        # Poisson(1) counts by inverting its distribution function (numpy's sampler is slow at this size)
+        counts = np.searchsorted(self.POISSON1_CDF, rng.random((int(1.5 * self.B) + 30, len(rare))))
+        totals = np.add.reduceat(counts, seg, axis=1)
+        keep = np.flatnonzero((totals > 0).all(axis=1))[: self.B]
         assert len(keep) == self.B
-        counts = counts[keep]
-        sums = np.add.reduceat(counts[:, :, None] * v10[:, rare].T[None], seg, axis=1)  # (B, rare C, MK)
-        out[:, :, self.rare] = (sums / np.add.reduceat(counts, seg, axis=1)[:, :, None]).transpose(0, 2, 1)
-        # well-populated classes: each class's sample covariance over its positives, all classes at once
-        seg = self.common_starts
-        x = v10[:, self.common_entries]
-        mean = np.add.reduceat(x, seg, axis=1) / self.n[self.common]
-        dev = x - np.repeat(mean, self.n[self.common], axis=1)
-        cov = np.add.reduceat(dev[:, None, :] * dev[None, :, :], seg, axis=2).transpose(2, 0, 1)
-        cov /= ((self.n[self.common] - 1) * self.n[self.common])[:, None, None]
-        z = rng.standard_normal((len(self.common), v10.shape[0], self.B))
-        out[:, :, self.common] = (mean.T[:, :, None] + np.linalg.cholesky(cov) @ z).transpose(2, 1, 0)
+        counts, totals = counts[keep].astype(float), totals[keep]
+        for j, c in enumerate(self.rare):
+            sl = slice(seg[j], seg[j] + self.n[c])
+            out[:, :, c] = counts[:, sl] @ v10[:, rare[sl]].T / totals[:, j, None]
+        # well-populated classes: the normal with each class's sample covariance over its positives
+        z = rng.standard_normal((self.B, v10.shape[0], len(self.common)))
+        for j, c in enumerate(self.common):
+            x = v10[:, self.starts[c] : self.starts[c] + self.n[c]]
+            chol = np.linalg.cholesky(np.cov(x) / self.n[c])
+            out[:, :, c] = x.mean(axis=1) + z[:, :, j] @ chol.T
         return out
 
     def draw(self, rng, shifts, seeds: int):
-        """Each model's SeedRuns (per-class points (K, C), resamples (K, B, C)) on a fresh fold, and truths."""
+        """Each model's SeedRuns (per-class points (K, C), resamples (K, B, C)) on a fresh fold, and truths;
+        `shifts`: one separation shift per model, or per model and class."""
         m, k = len(shifts), seeds
         quality = self.seed_sd * rng.standard_normal(m * k)
-        sep = self.mu[None] + np.repeat(np.asarray(shifts, float), k)[:, None] + quality[:, None]  # (MK, C)
+        shift = np.broadcast_to(np.asarray(shifts, float).reshape(m, -1), (m, self.C))  # per model or class
+        sep = self.mu[None] + np.repeat(shift, k, axis=0) + quality[:, None]  # (MK, C)
         true_auc = ndtr(sep / np.sqrt(2))
         p = len(self.cls)
         latent = (
@@ -201,10 +204,10 @@ def fold10_replicates():
 def test_model_intervals_cover_on_fold10_with_its_rare_classes(fold10_replicates):
     rows, _ = fold10_replicates
     coverage = np.mean([r["model"] for r in rows])
-    # rule: observed >= 0.93 (800 replicates: a true 0.95 passes with probability 0.995); measured 0.98
+    # rule: observed >= 0.93 (800 replicates: a true 0.95 passes with probability 0.995); measured 0.974
     assert coverage >= 0.93, coverage
     # negative control: the bootstrap as it is (no rare-class correction, the normal multiplier for the
-    # patient part) must fail the same rule (a true 0.91 fails it with probability 0.97); measured 0.91
+    # patient part) must fail the same rule (a true 0.91 fails it with probability 0.97); measured 0.89
     uncorrected = np.mean([r["model_uncorrected"] for r in rows])
     assert uncorrected < 0.93, uncorrected
 
@@ -214,17 +217,43 @@ def test_contrast_intervals_cover_and_fixed_pair_tests_keep_their_level(fold10_r
     reps = len(rows)
     same = [r["same"] for r in rows]
     worse = [(r["worse"], r["truth_worse"]) for r in rows]
-    # rule as above; measured 0.9975 and 0.995, conservative: the rare-class floor and the seed spread's share
-    # of each seed's own patient luck (counted in both parts) make the SE about 28 % too large here
+    # rule as above; measured 0.994 and 0.993, conservative: the rare-class floor and the seed spread's share
+    # of each seed's own patient luck (counted in both parts) make the SE about 23 % too large here
     assert np.mean([covers(e, 0.0) for e in same]) >= 0.93
     assert np.mean([covers(e, t) for e, t in worse]) >= 0.93
     assert worse[0][1] == pytest.approx(-margin, abs=1e-9)  # C is exactly at the margin
     # type-I at nominal 5 %, each count within its 99.9 % binomial quantile (800 replicates: <= 60);
-    # measured 0.25 %, 0.5 % and 0 %
+    # measured 0.6 %, 0.9 % and 0 %
     assert at_most(sum(p_values(e, margin).difference <= ALPHA for e in same), reps, ALPHA)
     # non-inferiority at the margin (H0 delta <= -M true at its boundary) and equivalence (|delta| >= M)
     assert at_most(sum(p_values(e, margin).noninferiority <= ALPHA for e, _ in worse), reps, ALPHA)
     assert at_most(sum(p_values(e, margin).equivalence <= ALPHA for e, _ in worse), reps, ALPHA)
+
+
+def test_the_rare_class_floor_keeps_the_level_when_models_differ_in_where_they_are_good():
+    """A null that is not exchangeable: model A separates the 7 classes with fewer than 20 test patients much
+    better (AUROC 0.85 -> 0.96) and the other 16 worse, by just enough that the two expected macro-AUROCs are
+    equal. A's advantage on a rare positive is then usually modest and now and then large (when B scores it
+    low), so the paired differences are skewed like a single model's values: when a rare class's 2 positives
+    happen to be typical, the difference is under-estimated AND its bootstrap variance collapses, and the
+    test says "A is worse". 1,000 replicates, 3 seeds each: false "A is worse" (one side of the two-sided 5 %
+    test, 2.5 % promised) within the 99.9 % binomial quantile (40); without the floor it must fail that."""
+    fold, reps = Fold10(), 1000
+    rare = fold.n < 20
+    up = np.where(rare, 1.0, 0.0)
+    down = brentq(lambda d: fold.truth(up + np.where(rare, 0.0, d)) - fold.truth(0.0), -2, 0)
+    shift_a = up + np.where(rare, 0.0, down)
+    assert fold.truth(shift_a) == pytest.approx(fold.truth(0.0), abs=1e-12)
+    rng = np.random.default_rng(31)
+    floor = no_floor = 0
+    for _ in range(reps):
+        (a, b), _ = fold.draw(rng, [shift_a, np.zeros(fold.C)], seeds=3)
+        for pool_below in (20, 0):
+            est = estimate([(1, a), (-1, b)], fold.n, pool_below=pool_below)
+            worse = p_values(est, 0.005).difference <= ALPHA and est.point < 0
+            floor, no_floor = (floor + worse, no_floor) if pool_below else (floor, no_floor + worse)
+    assert at_most(floor, reps, ALPHA / 2), floor / reps  # measured 1.2 %
+    assert not at_most(no_floor, reps, ALPHA / 2), no_floor / reps  # measured 5.0 %
 
 
 # ---- selection: 13 identically distributed architectures ------------------------------------------------
@@ -233,8 +262,9 @@ def test_contrast_intervals_cover_and_fixed_pair_tests_keep_their_level(fold10_r
 # A seed's quality is the same on the validation and the test fold (the same weights); each fold adds the
 # architecture's and each seed's own patient luck, independently between folds. The scenario is one where seed
 # quality dominates what the validation fold ranks on (SD 0.005 against patient luck 0.0015), where reusing
-# the choosing seeds hurts most: the reviewer's 7-9 %. (With the placement model's own values, 0.0035 against
-# 0.004 and 0.0036, reuse inflates less, 2.6 % and 2.5 %; the split is unbiased in any scenario.)
+# the choosing seeds hurts most: the reviewer's 7-9 %. (With the placement model's values, seed quality 0.002
+# against each seed's own patient luck 0.0029 and the architecture's 0.0039, reuse barely inflates: 2.4 %
+# measured; the split is unbiased in any scenario, so the test is run where leaking matters.)
 SEED_QUALITY, OWN_LUCK, ARCH_LUCK = 0.005, 0.0015, 0.0015
 
 
@@ -261,9 +291,9 @@ def selection_errors(rng, seeds, split: SeedSplit):
     names = list(runs)
     cnn, recurrent = names[0], names[1:]
     best_recurrent, best = choose(runs, recurrent, split), choose(runs, names, split)
-    conf = confirmation_runs(runs, split)
-    beats = estimate([(1, conf[best_recurrent]), (-1, conf[cnn])])
     other = next(n for n in names if n != best)  # a model fixed before looking at its figures
+    conf = confirmation_runs(runs, split, {best_recurrent, cnn, best, other})
+    beats = estimate([(1, conf[best_recurrent]), (-1, conf[cnn])])
     vs_best = estimate([(1, conf[other]), (-1, conf[best])])
     return (
         p_values(beats, 0.005).difference <= ALPHA and beats.point > 0,
@@ -378,9 +408,9 @@ def test_gatekeeping_keeps_the_family_wise_error_over_every_claim(scenario):
             half(20),
         ],
     }[scenario]
-    reps = 1500
+    reps = 1000
     errors = family_wise_error(np.random.default_rng(11), effects, reps, gatekeeping)
-    # 99.9 % quantile at 1,500 replicates: 102 (6.8 %); measured 4.4 %, 3.1 % and 4.2 %
+    # 99.9 % quantile at 1,000 replicates: 71 (7.1 %); measured 4.8 %, 2.8 % and 4.4 %
     assert at_most(errors, reps, ALPHA), errors / reps
 
 
@@ -516,7 +546,7 @@ def rotation_folds(rng, tau, theta, j=10):
 
 
 def test_pooled_folds_cover_their_target_with_correlated_training_sets():
-    reps, rng = 3000, np.random.default_rng(21)
+    reps, rng = 2000, np.random.default_rng(21)
     cover, reject = 0, 0
     for _ in range(reps):
         folds, target = rotation_folds(rng, tau=0.004, theta=0.0)
@@ -526,7 +556,7 @@ def test_pooled_folds_cover_their_target_with_correlated_training_sets():
         )
         cover += covers(pooled, 0.0)
         reject += p_values(pooled, 0.005).difference <= ALPHA
-    # coverage rule as above, type-I within the 99.9 % quantile (3,000 replicates: 187); measured 0.949, 5.1 %
+    # coverage rule as above, type-I within the 99.9 % quantile (2,000 replicates: 124); measured 0.944, 5.6 %
     assert cover / reps >= 0.93 and at_most(reject, reps, ALPHA), (cover / reps, reject / reps)
 
 
@@ -535,7 +565,7 @@ def test_corrected_resampled_t_for_a_new_training_set_and_its_negative_control()
     estimates (0.75 tau^2 / (tau^2 + var e) = 0.06 at tau = 0.002) is below n_test / (n_test + n_train) = 1/9:
     Nadeau and Bengio's factor 1/J + 1/8 keeps the level; the naive 1/J does not, and neither does pooling the
     folds' own variances (which answers a different question: these rotations' models)."""
-    reps, rng = 3000, np.random.default_rng(22)
+    reps, rng = 2000, np.random.default_rng(22)
     nb = naive = conditional = 0
     for _ in range(reps):
         folds, _ = rotation_folds(rng, tau=0.002, theta=0.0)
@@ -543,6 +573,6 @@ def test_corrected_resampled_t_for_a_new_training_set_and_its_negative_control()
         nb += p_values(corrected_resampled_t(values, 1, 8), 0.005).difference <= ALPHA
         naive += p_values(corrected_resampled_t(values, 0, 8), 0.005).difference <= ALPHA  # factor 1/J
         conditional += p_values(pool_folds(folds), 0.005).difference <= ALPHA
-    assert at_most(nb, reps, ALPHA), nb / reps  # measured 2.3 %
-    assert not at_most(naive, reps, ALPHA), naive / reps  # measured 10.6 %
-    assert not at_most(conditional, reps, ALPHA), conditional / reps  # measured 12.2 %
+    assert at_most(nb, reps, ALPHA), nb / reps  # measured 2.2 %
+    assert not at_most(naive, reps, ALPHA), naive / reps  # measured 10.5 %
+    assert not at_most(conditional, reps, ALPHA), conditional / reps  # measured 12.0 %

@@ -456,3 +456,4 @@ def test_seed_split_choice_and_confirmation():
     assert choose(runs, ["a", "b", "c"], split) == "a"  # ties go to the first named
     conf = confirmation_runs(runs, split)
     assert conf["b"].seeds == (1, 2, 9) and conf["b"].val.tolist() == [0.99, 0.99, 0.99]
+    assert list(confirmation_runs(runs, split, ["c"])) == ["c"]

@@ -20,12 +20,13 @@ What this module does about it, and why:
 - The variance of a class with n positive patients rests on n - 1 degrees of freedom (two positives give one
   squared difference). Worse, it is small exactly when the class's AUROC is over-estimated: placement values
   pile up near 1 with a long lower tail, so two positives scored alike mean both a high AUROC and a tiny
-  variance, and a model's interval then misses from above (in the fold-10 simulation of the tests: 92 %
+  variance, and a model's interval then misses from above (in the fold-10 simulation of the tests: 92.5 %
   coverage with the corrected variance alone). So the classes with fewer than 20 minority patients are
   pooled: no rare class is taken as less variable, per patient, than the rare classes are on average
-  (floor_rare_shares). The floor is conservative for differences between models, whose paired values are
-  not skewed that way; it is kept for them too, because a difference can be skewed (one model much better
-  on the rare classes, worse on the rest: 5.1 % type-I at 5 % without the floor in that simulation).
+  (floor_rare_shares). The floor is conservative for differences between exchangeable models, whose paired
+  values are not skewed that way; it is kept for them too, because a difference can be skewed: one model
+  much better on the rare classes and worse on the rest, equal in macro-AUROC, is called worse 5.0 % of the
+  time without the floor where 2.5 % is promised (1.2 % with it).
 - A macro figure's patient part then gets Welch-Satterthwaite degrees of freedom from its classes' shares.
 The count that matters is the smaller side of the class (positive or negative patients).
 """

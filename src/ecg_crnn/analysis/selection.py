@@ -54,6 +54,9 @@ def choose(runs: Mapping[str, SeedRuns], candidates: Sequence[str], split: SeedS
     return candidates[int(np.argmax(scores))]
 
 
-def confirmation_runs(runs: Mapping[str, SeedRuns], split: SeedSplit) -> dict[str, SeedRuns]:
-    """Every model restricted to the confirmation seeds, for the contrasts that depend on a choice."""
-    return {name: r.only(split.confirmation) for name, r in runs.items()}
+def confirmation_runs(
+    runs: Mapping[str, SeedRuns], split: SeedSplit, names: Sequence[str] | None = None
+) -> dict[str, SeedRuns]:
+    """The models (all, or those named) restricted to the confirmation seeds, for the contrasts that depend on
+    a choice."""
+    return {name: runs[name].only(split.confirmation) for name in (runs if names is None else names)}
