@@ -217,9 +217,10 @@ def estimate(
     `minority`: for a macro figure given per class, each class's smaller-side patient count on the test fold
     (rare_classes.minority_patients). It corrects the bootstrap's under-estimate for rare classes, floors the
     variance of classes with fewer than `pool_below` minority patients at their pooled value
-    (rare_classes.floor_rare_shares) and gives the patient part its degrees of freedom. Without it the bootstrap variance is
-    taken as it is, on infinite degrees of freedom (right for pooled figures such as micro-F1, whose every
-    class is well populated). `bounds`: the range of one model's figure."""
+    (rare_classes.floor_rare_shares) and gives the patient part its degrees of freedom. Without it the
+    bootstrap variance is taken as it is, on infinite degrees of freedom (right for pooled figures such as
+    micro-F1, whose every class is well populated). `bounds`: the range of one model's figure. A model that
+    appears in several terms (the same SeedRuns object) is one model: its weights add up."""
     if not terms:
         raise ValueError("a contrast needs at least one model")
     terms = _merge(terms)
