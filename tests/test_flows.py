@@ -288,7 +288,8 @@ def test_retrain_deployment_runs_on_schedule_and_by_hand(prefect_server, project
             "retrain.cron": "15 4 * * 1",
             **SMALL,
             "train.epochs": 1,
-            "train.seeds": [0],
+            "train.seeds": [0, 1],
+            "study.selection_seeds": 0,
         },
     )
     remote = tmp_path / "remote"
@@ -338,7 +339,8 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
         "search.trials": 3,
         "search.study_name": "promo",
         "train.epochs": 2,
-        "train.seeds": [0],
+        "train.seeds": [0, 1],
+        "study.selection_seeds": 0,
     }
     set_params(project, overrides)
     run(["dvc", "repro", "segment"], project)

@@ -88,7 +88,7 @@ def test_weighted_figures_are_the_figures_of_the_resampled_records(scored):
     mask = scored_classes(y)
     rng = np.random.default_rng(5)
     w = rng.integers(0, 4, size=(6, len(y)))
-    figures, class_auroc = weighted_figures(y, s, t, w, mask)
+    figures, per_class = weighted_figures(y, s, t, w, mask)
     for b in range(len(w)):
         yr, sr = _resampled(y, s, w[b])
         pred = (sr >= t).astype(int)
@@ -103,7 +103,8 @@ def test_weighted_figures_are_the_figures_of_the_resampled_records(scored):
         assert figures["subset_accuracy"][b] == pytest.approx(accuracy_score(yr, pred), abs=1e-12)
         assert figures["hamming_loss"][b] == pytest.approx(hamming_loss(yr, pred), abs=1e-12)
         for c in cols:
-            assert class_auroc[b, c] == pytest.approx(roc_auc_score(yr[:, c], sr[:, c]), abs=1e-12)
+            assert per_class["auroc"][b, c] == pytest.approx(roc_auc_score(yr[:, c], sr[:, c]), abs=1e-12)
+            assert per_class["auprc"][b, c] == pytest.approx(average_precision_score(yr[:, c], sr[:, c]), abs=1e-12)
 
 
 def test_point_estimate_uses_the_same_function_as_the_resamples(scored):
@@ -175,8 +176,8 @@ def test_bootstrap_of_fold_ten_size_is_vectorized():
     y = rng.random((2198, 23)) < rng.uniform(0.002, 0.3, 23)
     s = rng.random((2198, 23))
     w, _ = patient_weights(np.sort(rng.integers(0, 1900, 2198)), y, 1000, 0)
-    figures, class_auroc = bootstrap_figures(y, s, np.full(23, 0.5), w)
-    assert all(v.shape == (1000,) for v in figures.values()) and class_auroc.shape == (1000, 23)
+    figures, per_class = bootstrap_figures(y, s, np.full(23, 0.5), w)
+    assert all(v.shape == (1000,) for v in figures.values()) and per_class["auroc"].shape == (1000, 23)
     first, _ = weighted_figures(y, s, np.full(23, 0.5), w[:1], scored_classes(y))
     assert figures["macro_auprc"][0] == pytest.approx(
         first["macro_auprc"][0], rel=1e-12

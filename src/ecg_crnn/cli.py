@@ -84,6 +84,29 @@ def _compare(args) -> None:
     compare.run(load_params(args.params), paths)
 
 
+def _power(args) -> None:
+    import pandas as pd
+
+    from .analysis.compare import analyse, sized
+    from .analysis.results import load_models
+    from .report.tables import power_table
+
+    p = load_params(args.params)
+    st = analyse(load_models(args.evaluation, args.models, p), p)
+    rows = sized(st, args.target, args.confidence)
+    table = power_table(st, rows)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+        return
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 40):
+        print(table.to_string(index=False))
+    target = f"{args.target:g}" if args.target else "each hypothesis's margin (study.margins)"
+    print(
+        f"power: this run as a pilot ({len(st.confirmation)} confirmation seeds); target difference {target}; "
+        f"seed variances at their {args.confidence:.0%} upper confidence bound"
+    )
+
+
 def _drift(args) -> None:
     from .stages import drift
 

@@ -87,17 +87,57 @@ class SegmentSettings(Section):
 
 
 class Margins(Section):
-    macro_auroc: NonNegativeFloat = 0.005
+    macro_auroc: NonNegativeFloat = 0.01
+    class_auroc: NonNegativeFloat = 0.02
     macro_auprc: NonNegativeFloat = 0.02
     micro_f1: NonNegativeFloat = 0.01
     subset_accuracy: NonNegativeFloat = 0.02
     hamming_loss: NonNegativeFloat = 0.002
 
 
+QUESTIONS = (
+    "recurrence",
+    "reference_depth",
+    "published_choice",
+    "depth",
+    "published_figures",
+    "context",
+    "label_families",
+    "adequacy",
+    "classes",
+)
+
+
+class Hypotheses(Section):
+    primary: list[Literal[QUESTIONS]] = ["recurrence", "reference_depth", "published_choice"]
+    secondary: list[Literal[QUESTIONS]] = [
+        "depth",
+        "published_figures",
+        "context",
+        "label_families",
+        "adequacy",
+        "classes",
+    ]
+    primary_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    primary_classes: NonNegative = 20
+
+    @model_validator(mode="after")
+    def _once(self):
+        named = [*self.primary, *self.secondary]
+        if not self.primary:
+            raise ConfigError("study.hypotheses.primary: must name at least one question")
+        twice = sorted({q for q in named if named.count(q) > 1})
+        if twice:
+            raise ConfigError(f"study.hypotheses: {', '.join(twice)} named more than once")
+        return self
+
+
 class StudySettings(Section):
     architectures: list[str] = list(ALL_ARCHITECTURES)
     windows: list[PositiveFloat] = [2.5, 10.0]
     reference: str = "cnn_bilstm1"
+    selection_seeds: NonNegative = 2
+    hypotheses: Hypotheses = Hypotheses()
     margins: Margins = Margins()
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
 
@@ -144,7 +184,7 @@ class TrainSettings(Section):
     cooldown: Annotated[float, Field(gt=0, le=1)] = 0.25
     patience: Positive | None = 8
     class_weighted: bool = False
-    seeds: list[NonNegative] = [0, 1, 2]
+    seeds: list[NonNegative] = [0, 1, 2, 3, 4]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
 
@@ -192,7 +232,7 @@ class SearchSettings(Section):
     lr: list[NonNegativeFloat] = [0.0003, 0.01]
     epochs: Positive = 20
     pruner: Literal["median", "hyperband", "none"] = "median"
-    seed: int = 0
+    seed: int = 1000
     heartbeat_s: Positive = 30
     retries: int = 2
     mode: Literal["local", "pool"] = "local"
@@ -262,6 +302,26 @@ class Params(Section):
     search: SearchSettings = SearchSettings()
     grid: GridSettings = GridSettings()
     retrain: RetrainSettings = RetrainSettings()
+
+    @model_validator(mode="after")
+    def _seeds(self):
+        # a contrast's seed part needs a seed variance: at least 2 seeds on each side of it
+        seeds, n = self.train.seeds, self.study.selection_seeds
+        if len(seeds) < 2:
+            raise ConfigError(
+                f"train.seeds: the study needs at least 2 seeds (a seed variance), got {seeds!r}"
+            )
+        if n and len(seeds) - n < 2:
+            raise ConfigError(
+                f"study.selection_seeds: {n} of the {len(seeds)} train.seeds select, leaving "
+                f"{len(seeds) - n} to confirm; confirmation needs at least 2 (or set 0: no separate selection)"
+            )
+        if self.search.seed in seeds:
+            raise ConfigError(
+                f"search.seed: {self.search.seed} is also in train.seeds {seeds}: the search would share a grid "
+                "model's initialization and its choice would not be independent of the grid"
+            )
+        return self
 
 
 # ---- messages that name the key -------------------------------------------------------------------------

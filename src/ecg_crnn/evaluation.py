@@ -38,7 +38,7 @@ class Evaluation:
     thresholds: np.ndarray
     per_class: pd.DataFrame
     resampled: dict[str, np.ndarray]  # figure -> (resamples,)
-    resampled_class_auroc: np.ndarray  # (resamples, classes)
+    resampled_class: dict[str, np.ndarray]  # "auroc", "auprc" -> (resamples, classes)
     val_p: np.ndarray
     test_p: np.ndarray
 
@@ -54,7 +54,7 @@ def evaluate_model(
     thresholds = tune_thresholds(val.y, val_p)
     scored = scored_classes(test.y)
     point, _ = weighted_figures(test.y, test_p, thresholds, np.ones((1, len(test.y))), scored)
-    resampled, class_auroc = bootstrap_figures(test.y, test_p, thresholds, weights)
+    resampled, per_class_resampled = bootstrap_figures(test.y, test_p, thresholds, weights)
     secondary = headline(test.y, test_p, thresholds)  # figures reported without intervals
     metrics = {key: float(point[key][0]) for key in TESTED}
     metrics.update(
@@ -80,10 +80,21 @@ def evaluate_model(
             "class": data.classes,
             "family": [data.families.get(c, "other") for c in data.classes],
             "test_positives": y.sum(axis=0),
+            # patients, not records: the bootstrap resamples patients, so a class's precision rests on them
+            "test_positive_patients": patients_with(y, test.patient_ids),
+            "test_negative_patients": patients_with(~y, test.patient_ids),
             "auroc": auroc_per_class(y, test_p),
             "auprc": auprc_per_class(y, test_p),
             "f1": f1_per_class(y, test_p >= thresholds),
             "threshold": thresholds,
         }
     )
-    return Evaluation(metrics, thresholds, per_class, resampled, class_auroc, val_p, test_p)
+    return Evaluation(metrics, thresholds, per_class, resampled, per_class_resampled, val_p, test_p)
+
+
+def patients_with(y: np.ndarray, patients: np.ndarray) -> np.ndarray:
+    """Per class, how many patients have at least one record with the label (y: records x classes)."""
+    _, inverse = np.unique(np.asarray(patients), return_inverse=True)
+    per_patient = np.zeros((inverse.max() + 1, y.shape[1]), bool)
+    np.logical_or.at(per_patient, inverse, np.asarray(y, bool))
+    return per_patient.sum(axis=0)

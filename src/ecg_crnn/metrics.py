@@ -176,9 +176,10 @@ def weighted_ranking_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tup
 
 def weighted_figures(
     y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, w: np.ndarray, scored: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The tested figures under each row of weights w (B, N), and the per-class AUROC (B, classes; NaN for
-    classes outside `scored`). Macro AUROC/AUPRC average over the `scored` classes; the thresholded figures
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The tested figures under each row of weights w (B, N), and the per-class AUROC and AUPRC ({"auroc",
+    "auprc"}: (B, classes), NaN for classes outside `scored`: the comparison corrects macro figures for rare
+    classes class by class). Macro AUROC/AUPRC average over the `scored` classes; the thresholded figures
     (F1, subset accuracy, Hamming loss) over every class."""
     y = np.asarray(y, bool)
     w = np.atleast_2d(w)
@@ -200,12 +201,12 @@ def weighted_figures(
         "subset_accuracy": (wf @ (pred == y).all(axis=1)) / total,
         "hamming_loss": (wf @ (pred != y).sum(axis=1)) / (total * n_classes),
     }
-    return figures, auroc
+    return figures, {"auroc": auroc, "auprc": auprc}
 
 
 def bootstrap_figures(
     y: np.ndarray, s: np.ndarray, thresholds: np.ndarray, weights: np.ndarray, chunk: int = 250
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """weighted_figures over all resamples, in chunks that bound memory."""
     scored = scored_classes(y)
     parts = [
@@ -213,7 +214,7 @@ def bootstrap_figures(
         for i in range(0, len(weights), chunk)
     ]
     figures = {k: np.concatenate([p[0][k] for p in parts]) for k in TESTED}
-    return figures, np.concatenate([p[1] for p in parts])
+    return figures, {k: np.concatenate([p[1][k] for p in parts]) for k in ("auroc", "auprc")}
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

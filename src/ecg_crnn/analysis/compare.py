@@ -1,9 +1,21 @@
-"""The comparison: every choice on the validation fold, then every test the report reports, computed once.
+"""The comparison: the study's questions, stated before the run (study.hypotheses in params.yaml), each answered
+once, within one family-wise error rate over everything the answer says.
 
-`analyse` returns a frozen StudyResult: the choices (best model, best per window, best recurrent model per window,
-the order of label families), each model's intervals and verdict, and the hypotheses in named groups (the table's
-verdicts against the best; the published choice, recurrence, depth, label families and context in the answer).
-The report only renders it. Choices use the mean validation macro-AUROC over seeds; the test fold only reports.
+- Choices (the best model, the best recurrent model per window, the order of label families) use the SELECTION
+  seeds' validation figures only (study.selection_seeds: the first seeds of train.seeds). Every contrast that
+  depends on a choice is formed on the CONFIRMATION seeds, whose weights took no part in it (selection). A contrast
+  fixed in advance (the reference's depth, one architecture's context) uses every seed.
+- A contrast's estimate, standard error and interval: contrasts (patient part corrected for rare classes, seed
+  part on a t reference, intervals kept inside the figure's range).
+- Each hypothesis holds the tests its question needs (difference; non-inferiority; equivalence within
+  study.margins), worded by decisions: "better", "worse", "equivalent within M", "non-inferior within M", or
+  "inconclusive: this study can resolve differences of X or more". Never "no difference".
+- Multiplicity: one graphical procedure (multiplicity) over all of them: the primary questions share
+  study.hypotheses.primary_share of alpha; the secondary groups the rest, in their stated order, and an
+  established group passes its share on (gatekeeping).
+- The primary endpoint: macro-AUROC over the classes with at least study.hypotheses.primary_classes test patients
+  on each side (rare classes' AUROC rests on a handful of patients and would swamp every contrast); the 23-class
+  figure is reported beside it and tested among the secondary questions.
 """
 
 from __future__ import annotations
@@ -13,24 +25,60 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import Params
-from ..metrics import TESTED, interval
+from ..metrics import LOWER_IS_BETTER, TESTED
+from ..registry import RNN_TYPES, get_architecture
+from .contrasts import Estimate, Interval, SeedRuns, estimate, model_estimate
+from .decisions import Claim, Verdict, decide
+from .power import Components, SeedPlan, minimal_detectable_effect, plan_seeds, power
 from .results import PRIMARY, Key, Model
-from .statistics import Figure, Hypothesis, Replicates, contrast, holm, make_test
 
-Interval = tuple[float, float]
+ENDPOINT = "primary"  # the primary endpoint's figure name: macro-AUROC over the well-estimated classes
 
 
 @dataclass(frozen=True)
-class ContextTests:
-    """Does the value of recurrence grow from the shortest window to the longest?"""
+class Hypothesis:
+    """One claim the answer may make: a contrast a - b (oriented: positive means a is better), its tests and
+    their verdict at the level the procedure reached."""
 
-    figures: dict[
-        str, Hypothesis
-    ]  # the interaction (best recurrent - CNN at long) - (... at short), per figure
-    families: dict[str, Hypothesis]  # the same, per label family (mean per-class AUROC)
-    reference: Hypothesis | None  # the same for one fixed architecture, study.reference
-    cnn: Hypothesis  # the CNN at long against short
-    recurrent: Hypothesis  # the best recurrent model at long against short
+    name: str  # e.g. "recurrence/10", unique
+    group: str  # the question it answers ("recurrence", "depth", ...)
+    figure: str  # "primary", "macro_auroc", ..., "class:NORM", "family:MI"
+    a: str
+    b: str
+    seeds: str  # "confirmation" (it depends on a choice) or "all"
+    estimate: Estimate
+    margin: float
+    tests: tuple[str, ...]
+    weight: float  # its initial share of alpha
+    verdict: Verdict | None = None
+
+    @property
+    def difference(self) -> float:
+        return self.estimate.point
+
+    @property
+    def interval(self) -> Interval:
+        return self.estimate.interval(0.95)
+
+
+@dataclass(frozen=True)
+class PowerRow:
+    """For a primary hypothesis: what the study could resolve at the level it was first tested at."""
+
+    name: str
+    level: float
+    power_at_margin: float
+    mde: float  # at 80 % power
+    plan: SeedPlan  # the seeds (or test folds, at this run's seeds) that would resolve the margin
+
+
+@dataclass(frozen=True)
+class ModelFigure:
+    """One model's figure over all its seeds: the seed mean, the seed-to-seed SD and the 95% interval."""
+
+    point: float
+    seed_sd: float
+    interval: Interval
 
 
 @dataclass(frozen=True)
@@ -38,45 +86,124 @@ class StudyResult:
     params: Params
     models: dict[Key, Model]
     windows: list[float]
+    selection: tuple[int, ...]  # seeds whose validation figures made every choice
+    confirmation: tuple[int, ...]  # seeds whose test figures confirm it
+    primary_classes: list[str]  # the classes of the primary endpoint
     best: Key
     best_per_window: dict[float, Key]
     best_recurrent: dict[float, Key]
     label_families: dict[str, list[int]]  # label family -> indices of its classes scored on the test fold
-    family_order: list[str]  # ranked on validation by the gain from recurrence
-    intervals: dict[Key, dict[str, Interval]]  # each model's 95% interval per tested figure
-    verdicts: dict[Key, str]  # against the best, on macro-AUROC, after Holm
-    vs_best: dict[Key, Hypothesis]  # the table's group: difference from the best ...
-    noninf: dict[Key, Hypothesis]  # ... and non-inferiority within study.margins.macro_auroc
-    reference: dict[float, dict[str, Hypothesis]]  # window -> figure -> the published choice against the best
-    recurrence: dict[float, dict[str, Hypothesis]]  # window -> figure -> best recurrent model against the CNN
-    depth: dict[float, dict[str, Hypothesis]]  # window -> recurrent type -> deepest stack against one layer
-    label_gain: dict[float, dict[str, Hypothesis]]  # window -> label family -> best recurrent against the CNN
-    context: ContextTests | None
-    tests: list[Hypothesis] = field(default_factory=list)  # all of them, in the order they were stated
+    family_order: list[str]  # ranked on the selection seeds' validation by the gain from recurrence
+    figures: dict[
+        Key, dict[str, ModelFigure]
+    ]  # each model's figures ("primary" and the tested ones), all seeds
+    hypotheses: dict[str, Hypothesis]  # by name, in the order they were stated
+    power: list[PowerRow] = field(default_factory=list)
 
-    def interval(self, key: Key, figure: str) -> Interval:
-        return self.intervals[key][figure]
+    def interval(self, key: Key, figure: str) -> tuple[float, float]:
+        i = self.figures[key][figure].interval
+        return i.lo, i.hi
+
+    def point(self, key: Key, figure: str) -> float:
+        return self.figures[key][figure].point
+
+    def group(self, name: str) -> list[Hypothesis]:
+        return [h for h in self.hypotheses.values() if h.group == name]
+
+    def get(self, name: str) -> Hypothesis | None:
+        return self.hypotheses.get(name)
+
+    @property
+    def order(self) -> list[str]:
+        h = self.params.study.hypotheses
+        return [*h.primary, *h.secondary]
+
+    def is_primary(self, h: Hypothesis) -> bool:
+        return h.group in self.params.study.hypotheses.primary
+
+    def verdict_against_best(self, key: Key) -> str:
+        h = self.hypotheses.get(f"adequacy/{self.models[key].name}")
+        return "best" if key == self.best else (h.verdict.wording if h and h.verdict else "not tested")
 
 
-class _Tests:
-    """Collects hypotheses as they are stated, so that Holm runs once over each group."""
+# ---- each model's seeds, as the statistics take them ------------------------------------------------------
 
-    def __init__(self):
-        self.all: list[Hypothesis] = []
 
-    def add(
-        self, name, kind, figure: Figure, a: str, b: str, terms, group="answer", margin=0.0
-    ) -> Hypothesis:
-        test = make_test(name, kind, figure, a, b, contrast(terms, figure), group, margin)
-        self.all.append(test)
-        return test
+class _Runs:
+    """SeedRuns per (model, figure, seeds), built once (a model in several terms of a contrast is one model)."""
 
-    def diff(self, name, a: Model, b: Model, figure, kind="difference", margin=0.0, group="answer"):
-        return self.add(name, kind, figure, a.name, b.name, [(1.0, a), (-1.0, b)], group, margin)
+    def __init__(self, models: dict[Key, Model], primary: list[int]):
+        self.models, self.primary, self.cache = models, primary, {}
+        m = next(iter(models.values()))
+        self.scored = [int(i) for i in np.flatnonzero(np.isfinite(m.class_auroc[0]).all(axis=0))]
+
+    def classes(self, figure: str) -> list[int] | None:
+        """The class indices of a macro figure given per class; None for an aggregate figure."""
+        m = next(iter(self.models.values()))
+        names = list(m.per_class["class"])
+        if figure == ENDPOINT:
+            return self.primary
+        if figure in ("macro_auroc", "macro_auprc"):
+            return self.scored
+        if figure.startswith("class:"):
+            return [names.index(figure[6:])]
+        if figure.startswith("family:"):
+            fam = figure[7:]
+            return [i for i in self.scored if str(m.per_class["family"].iloc[i]) == fam]
+        return None
+
+    def get(self, key: Key, figure: str, seeds: tuple[int, ...]) -> SeedRuns:
+        k = (key, figure, seeds)
+        if k not in self.cache:
+            m, idx = self.models[key], self.classes(figure)
+            order = [m.seeds.index(s) for s in seeds]
+            val = m.runs["val_macro_auroc"].to_numpy(float)[order]
+            if idx is None:
+                points, resamples = m.runs[figure].to_numpy(float)[order], m.resampled[figure][order]
+            else:
+                auprc = figure == "macro_auprc"
+                points = (m.seed_class_auprc if auprc else m.seed_class_auroc)[np.ix_(order, idx)]
+                resamples = (m.class_auprc if auprc else m.class_auroc)[order][:, :, idx]
+            self.cache[k] = SeedRuns(seeds, points, resamples, val)
+        return self.cache[k]
+
+    def minority(self, figure: str) -> np.ndarray | None:
+        idx = self.classes(figure)
+        return None if idx is None else next(iter(self.models.values())).minority_patients[idx]
+
+
+def primary_classes(m: Model, at_least: int) -> list[int]:
+    """Indices of the classes with at least `at_least` test patients on each side; every scored class when fewer
+    than two qualify (a tiny test fold: the report says so)."""
+    scored = np.isfinite(m.class_auroc[0]).all(axis=0)
+    ok = [int(i) for i in np.flatnonzero(scored & (m.minority_patients >= at_least))]
+    return ok if len(ok) >= 2 else [int(i) for i in np.flatnonzero(scored)]
+
+
+def seed_split(params: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(selection, confirmation) seeds; with study.selection_seeds 0 every seed does both (a demonstration
+    setting: choices then reuse the seeds that confirm them, and the report says so)."""
+    seeds, n = tuple(params.train.seeds), params.study.selection_seeds
+    return (seeds, seeds) if n == 0 else (seeds[:n], seeds[n:])
+
+
+# ---- the choices, on the selection seeds' validation figures ---------------------------------------------
+
+
+def _choices(models: dict[Key, Model], windows: list[float], selection: tuple[int, ...]):
+    score = {k: m.val_of(selection) for k, m in models.items()}
+    best = max(models, key=lambda k: score[k])
+    per_window, recurrent = {}, {}
+    for w in windows:
+        in_window = [k for k in models if k[1] == w]
+        per_window[w] = max(in_window, key=lambda k: score[k])
+        rnn = [k for k in in_window if k[0] != "cnn"]
+        if rnn:
+            recurrent[w] = max(rnn, key=lambda k: score[k])
+    return best, per_window, recurrent
 
 
 def label_families(models: dict[Key, Model]) -> dict[str, list[int]]:
-    """Label family -> indices of its classes scored on the test fold."""
     m = next(iter(models.values()))
     scored = np.isfinite(m.class_auroc[0]).all(axis=0)
     fam: dict[str, list[int]] = {}
@@ -86,163 +213,307 @@ def label_families(models: dict[Key, Model]) -> dict[str, list[int]]:
     return fam
 
 
-def _choices(models: dict[Key, Model], windows: list[float]):
-    best = max(models, key=lambda k: models[k].val)
-    per_window, recurrent = {}, {}
-    for w in windows:
-        in_window = [k for k in models if k[1] == w]
-        per_window[w] = max(in_window, key=lambda k: models[k].val)
-        rnn = [k for k in in_window if k[0] != "cnn"]
-        if rnn:
-            recurrent[w] = max(rnn, key=lambda k: models[k].val)
-    return best, per_window, recurrent
-
-
-def _depth_tests(tests: _Tests, models: dict[Key, Model], windows: list[float]) -> dict:
-    """Per window and recurrent type: the deepest stack against one layer."""
-    out: dict[float, dict[str, Hypothesis]] = {}
-    for w in windows:
-        for kind in sorted({m.rnn_type for k, m in models.items() if k[1] == w and m.depth}):
-            stack = sorted(
-                (m for k, m in models.items() if k[1] == w and m.rnn_type == kind), key=lambda m: m.depth
-            )
-            if len(stack) >= 2:
-                out.setdefault(w, {})[kind] = tests.diff(f"depth/{w:g}/{kind}", stack[-1], stack[0], PRIMARY)
-    return out
-
-
-def _label_gain_tests(tests: _Tests, models, best_recurrent, fams) -> tuple[dict, list[str]]:
-    """Where recurrence helps, per window and label family; families ranked by their gain on validation."""
-    out: dict[float, dict[str, Hypothesis]] = {}
-    val_gain = {}
+def _family_order(models, best_recurrent, fams, selection) -> list[str]:
+    """Label families ranked by the gain from recurrence on the selection seeds' validation fold."""
+    gain = {}
     for f, idx in fams.items():
-        gains = []
+        values = []
         for w, key in best_recurrent.items():
             if ("cnn", w) in models:
                 rnn, cnn = models[key], models[("cnn", w)]
-                out.setdefault(w, {})[f] = tests.add(
-                    f"family/{w:g}/{f}",
-                    "difference",
-                    ("classes", idx),
-                    rnn.name,
-                    cnn.name,
-                    [(1.0, rnn), (-1.0, cnn)],
+                r = rnn.val_class_auroc[[rnn.seeds.index(s) for s in selection]][:, idx]
+                c = cnn.val_class_auroc[[cnn.seeds.index(s) for s in selection]][:, idx]
+                values.append(np.nanmean(r) - np.nanmean(c))
+        gain[f] = float(np.mean(values)) if values else 0.0
+    return sorted(fams, key=lambda f: -gain[f])
+
+
+# ---- the hypotheses ----------------------------------------------------------------------------------------
+
+
+class _Builder:
+    """States the hypotheses of each question, in the order they are named in params.yaml."""
+
+    def __init__(self, st: dict, runs: _Runs, params: Params):
+        self.st, self.runs, self.params = st, runs, params
+        self.out: list[Hypothesis] = []
+
+    def margin(self, figure: str) -> float:
+        m = self.params.study.margins
+        if figure == ENDPOINT or figure.startswith("family:"):
+            return m.macro_auroc
+        if figure.startswith("class:"):
+            return m.class_auroc
+        return getattr(m, figure)
+
+    def add(self, name, group, figure, terms, seeds_kind, tests, a, b) -> Hypothesis:
+        seeds = self.st["confirmation"] if seeds_kind == "confirmation" else tuple(self.params.train.seeds)
+        pairs = [(w, self.runs.get(k, figure, seeds)) for w, k in terms]
+        est = estimate(pairs, self.runs.minority(figure))
+        if figure in LOWER_IS_BETTER:
+            est = est.negated()
+        h = Hypothesis(name, group, figure, a, b, seeds_kind, est, self.margin(figure), tuple(tests), 0.0)
+        self.out.append(h)
+        return h
+
+
+def _name(key: Key) -> str:
+    return f"{key[0]} @ {key[1]:g} s"
+
+
+DIFF_EQUIV = ("difference", "equivalence")
+DIFF_NONINF = ("difference", "noninferiority")
+
+
+def _recurrence(b: _Builder, models, st) -> None:
+    for w, key in st["best_recurrent"].items():
+        if ("cnn", w) in models:
+            terms = [(1.0, key), (-1.0, ("cnn", w))]
+            b.add(
+                f"recurrence/{w:g}",
+                "recurrence",
+                ENDPOINT,
+                terms,
+                "confirmation",
+                DIFF_EQUIV,
+                _name(key),
+                _name(("cnn", w)),
+            )
+
+
+def _depth(b: _Builder, models, st, kinds: list[str], group: str) -> None:
+    for w in st["windows"]:
+        for kind in kinds:
+            stack = {m.depth: k for k, m in models.items() if k[1] == w and m.rnn_type == kind}
+            for layers in sorted(stack):
+                if layers != 1 and 1 in stack:
+                    terms = [(1.0, stack[layers]), (-1.0, stack[1])]
+                    name = f"{group}/{w:g}/{kind}/{layers}"
+                    b.add(
+                        name, group, ENDPOINT, terms, "all", DIFF_EQUIV, _name(stack[layers]), _name(stack[1])
+                    )
+
+
+def _published_choice(b: _Builder, models, st, figures: list[str], group: str) -> None:
+    """The reference against the best model at the same window (so the window is not confounded)."""
+    ref = b.params.study.reference
+    for w in st["windows"]:
+        key, best = (ref, w), st["best_per_window"][w]
+        if key in models and key != best:
+            for fig in figures:
+                name = f"{group}/{w:g}" + ("" if fig == ENDPOINT else f"/{fig}")
+                terms = [(1.0, key), (-1.0, best)]
+                b.add(name, group, fig, terms, "confirmation", DIFF_NONINF, _name(key), _name(best))
+
+
+def _context(b: _Builder, models, st) -> None:
+    short, long = st["windows"][0], st["windows"][-1]
+    rec = st["best_recurrent"]
+    if short == long or not {short, long} <= set(rec) or not {("cnn", short), ("cnn", long)} <= set(models):
+        return
+    terms = [(1.0, rec[long]), (-1.0, ("cnn", long)), (-1.0, rec[short]), (1.0, ("cnn", short))]
+    a, z = f"{_name(rec[long])} - cnn", f"{_name(rec[short])} - cnn"
+    b.add("context/best", "context", ENDPOINT, terms, "confirmation", DIFF_EQUIV, a, z)
+    ref = b.params.study.reference
+    if ref != "cnn" and {(ref, short), (ref, long)} <= set(models):
+        terms = [(1.0, (ref, long)), (-1.0, ("cnn", long)), (-1.0, (ref, short)), (1.0, ("cnn", short))]
+        a, z = f"{_name((ref, long))} - cnn", f"{_name((ref, short))} - cnn"
+        b.add("context/reference", "context", ENDPOINT, terms, "all", DIFF_EQUIV, a, z)
+
+
+def _per_label(b: _Builder, models, st, group: str) -> None:
+    """Best recurrent model against the CNN per label family ("label_families") or per class ("classes")."""
+    names = list(next(iter(models.values())).per_class["class"])
+    for w, key in st["best_recurrent"].items():
+        if ("cnn", w) not in models:
+            continue
+        terms = [(1.0, key), (-1.0, ("cnn", w))]
+        if group == "label_families":
+            labels = [(f"family:{f}", f) for f in st["family_order"]]
+        else:
+            labels = [(f"class:{names[i]}", names[i]) for i in b.runs.scored]
+        for figure, label in labels:
+            b.add(
+                f"{group}/{w:g}/{label}",
+                group,
+                figure,
+                terms,
+                "confirmation",
+                DIFF_EQUIV,
+                _name(key),
+                _name(("cnn", w)),
+            )
+
+
+def _adequacy(b: _Builder, models, st) -> None:
+    """Every model against the best: is it non-inferior within the margin? (the smallest such model is named)."""
+    for key in models:
+        if key != st["best"]:
+            terms = [(1.0, key), (-1.0, st["best"])]
+            b.add(
+                f"adequacy/{_name(key)}",
+                "adequacy",
+                ENDPOINT,
+                terms,
+                "confirmation",
+                DIFF_NONINF,
+                _name(key),
+                _name(st["best"]),
+            )
+
+
+def _state(question: str, b: _Builder, models, st) -> None:
+    ref_type = get_architecture(b.params.study.reference).rnn_type
+    if question == "recurrence":
+        _recurrence(b, models, st)
+    elif question == "reference_depth":
+        _depth(b, models, st, [ref_type] if ref_type != "none" else [], "reference_depth")
+    elif question == "depth":
+        _depth(b, models, st, [t for t in RNN_TYPES if t != ref_type], "depth")
+    elif question == "published_choice":
+        _published_choice(b, models, st, [ENDPOINT], "published_choice")
+    elif question == "published_figures":
+        _published_choice(b, models, st, list(TESTED), "published_figures")
+    elif question == "context":
+        _context(b, models, st)
+    elif question in ("label_families", "classes"):
+        _per_label(b, models, st, question)
+    elif question == "adequacy":
+        _adequacy(b, models, st)
+
+
+# ---- multiplicity and power ------------------------------------------------------------------------------
+
+
+def _weights(hyps: list[Hypothesis], params: Params) -> list[float]:
+    """The primary questions share primary_share of alpha equally; each secondary group an equal part of the
+    rest, equally among its hypotheses (with no secondary question, the primary ones take all of it)."""
+    h = params.study.hypotheses
+    prim = [x for x in hyps if x.group in h.primary]
+    groups = [g for g in h.secondary if any(x.group == g for x in hyps)]
+    share = h.primary_share if groups else 1.0
+    out = []
+    for x in hyps:
+        if x.group in h.primary:
+            out.append(share / len(prim))
+        else:
+            n = sum(1 for y in hyps if y.group == x.group)
+            out.append((1.0 - share) / len(groups) / n)
+    return out
+
+
+def _tested(hyps: list[Hypothesis], params: Params) -> list[Hypothesis]:
+    """Every hypothesis with its verdict: one graphical procedure, the primary questions as one group first, then
+    each secondary question in its order."""
+    if not hyps:
+        return []
+    h = params.study.hypotheses
+    weights = _weights(hyps, params)
+    tier = {g: "primary" for g in h.primary}
+    claims = [
+        Claim(x.name, tier.get(x.group, x.group), x.estimate, x.margin, x.tests, w)
+        for x, w in zip(hyps, weights, strict=True)
+    ]
+    order = [g for g in ["primary", *h.secondary] if any(c.group == g for c in claims)]
+    verdicts = decide(claims, order, params.study.alpha)
+    return [
+        Hypothesis(**{**x.__dict__, "weight": w, "verdict": verdicts[x.name]})
+        for x, w in zip(hyps, weights, strict=True)
+    ]
+
+
+def _power(hyps: list[Hypothesis], params: Params) -> list[PowerRow]:
+    rows = []
+    for x in hyps:
+        if x.group in params.study.hypotheses.primary:
+            level, est = params.study.alpha * x.weight, x.estimate
+            pilot = max(p.n_seeds for p in est.seed_parts)
+            plan = plan_seeds(Components.from_estimate(est), x.margin, level, seeds_per_fold=pilot)
+            rows.append(
+                PowerRow(
+                    x.name,
+                    level,
+                    power(x.margin, est.se, est.df, level) if est.se > 0 else 1.0,
+                    minimal_detectable_effect(est.se, est.df, level),
+                    plan,
                 )
-                gains.append(np.nanmean(rnn.val_class_auroc[idx] - cnn.val_class_auroc[idx]))
-        val_gain[f] = float(np.mean(gains)) if gains else 0.0
-    return out, sorted(fams, key=lambda f: -val_gain[f])
+            )
+    return rows
 
 
-def _context_tests(tests: _Tests, models, windows, best_recurrent, fams, ref_arch) -> ContextTests | None:
-    """Does the value of recurrence grow from the shortest to the longest window? For the best recurrent model at
-    each window (which may be two architectures) and for one fixed architecture, the reference."""
-    short, long = windows[0], windows[-1]
-    if (
-        short == long
-        or not {short, long} <= set(best_recurrent)
-        or not {("cnn", short), ("cnn", long)} <= set(models)
-    ):
-        return None
-    r_s, c_s = models[best_recurrent[short]], models[("cnn", short)]
-    r_l, c_l = models[best_recurrent[long]], models[("cnn", long)]
-    interaction = [(1.0, r_l), (-1.0, c_l), (-1.0, r_s), (1.0, c_s)]
-    a, b = f"{r_l.name} - {c_l.name}", f"{r_s.name} - {c_s.name}"
-    figures = {fig: tests.add(f"context/{fig}", "difference", fig, a, b, interaction) for fig in TESTED}
-    families = {
-        f: tests.add(
-            f"context_family/{f}",
-            "difference",
-            ("classes", idx),
-            f"{f} @ {long:g} s",
-            f"{f} @ {short:g} s",
-            interaction,
-        )
-        for f, idx in fams.items()
-    }
-    reference = None
-    ref_s, ref_l = models.get((ref_arch, short)), models.get((ref_arch, long))
-    if ref_s is not None and ref_l is not None and ref_arch != "cnn":
-        reference = tests.add(
-            "context_reference",
-            "difference",
-            PRIMARY,
-            f"{ref_l.name} - {c_l.name}",
-            f"{ref_s.name} - {c_s.name}",
-            [(1.0, ref_l), (-1.0, c_l), (-1.0, ref_s), (1.0, c_s)],
-        )
-    return ContextTests(
-        figures,
-        families,
-        reference,
-        tests.diff("context_cnn", c_l, c_s, PRIMARY),
-        tests.diff("context_recurrent", r_l, r_s, PRIMARY),
-    )
-
-
-def verdict(key: Key, best: Key, diff: Hypothesis | None, ni: Hypothesis | None, alpha: float) -> str:
-    """How a model stands against the best (chosen on validation) on macro-AUROC, after Holm."""
-    if key == best:
-        return "best"
-    worse, as_good = diff.p_holm < alpha and diff.difference < 0, ni.p_holm < alpha
-    if worse:
-        return "worse, within the margin" if as_good else "worse"
-    if diff.p_holm < alpha and diff.difference > 0:
-        return "better"
-    return "as good" if as_good else "inconclusive"
+def _figure(runs: _Runs, key: Key, figure: str, seeds: tuple[int, ...]) -> ModelFigure:
+    r = runs.get(key, figure, seeds)
+    values = r.figure()
+    est = model_estimate(r, runs.minority(figure))
+    return ModelFigure(float(values.mean()), float(values.std(ddof=1)), est.interval())
 
 
 def analyse(models: dict[Key, Model], params: Params) -> StudyResult:
-    """Make every choice on validation, then state and Holm-correct every test the report reports."""
+    """Make every choice on the selection seeds' validation, then state, test and size every hypothesis."""
     windows = sorted({k[1] for k in models})
-    best_key, per_window, best_recurrent = _choices(models, windows)
-    best, ref_arch, margin = models[best_key], params.study.reference, params.study.margins.macro_auroc
-    tests = _Tests()
-    # The table's group: every model against the best on the primary figure, different? as good?
-    vs_best, noninf = {}, {}
-    for key, m in models.items():
-        if key != best_key:
-            vs_best[key] = tests.diff(f"vs_best/{m.name}", m, best, PRIMARY, group="table")
-            noninf[key] = tests.diff(f"noninf/{m.name}", m, best, PRIMARY, "non-inferiority", margin, "table")
-    # The answer's group. The published choice against the best, on every headline figure:
-    reference = {}
-    for w in windows:
-        ref = models.get((ref_arch, w))
-        if ref is not None and ref.key != best_key:
-            reference[w] = {fig: tests.diff(f"reference/{w:g}/{fig}", ref, best, fig) for fig in TESTED}
-    # Recurrence at all, per window: the best recurrent model (chosen on validation) against the CNN.
-    recurrence = {
-        w: {
-            fig: tests.diff(f"recurrence/{w:g}/{fig}", models[key], models[("cnn", w)], fig) for fig in TESTED
-        }
-        for w, key in best_recurrent.items()
-        if ("cnn", w) in models
-    }
-    depth = _depth_tests(tests, models, windows)
+    selection, confirmation = seed_split(params)
+    best, per_window, best_recurrent = _choices(models, windows, selection)
+    first = next(iter(models.values()))
+    primary = primary_classes(first, params.study.hypotheses.primary_classes)
     fams = label_families(models)
-    label_gain, family_order = _label_gain_tests(tests, models, best_recurrent, fams)
-    context = _context_tests(tests, models, windows, best_recurrent, fams, ref_arch)
-    holm(tests.all)
-    reps = Replicates(models, params.evaluate.bootstrap_seed)
-    intervals = {k: {f: interval(reps.figure(m, f)) for f in TESTED} for k, m in models.items()}
-    alpha = params.study.alpha
-    verdicts = {k: verdict(k, best_key, vs_best.get(k), noninf.get(k), alpha) for k in models}
+    st = {
+        "windows": windows,
+        "best": best,
+        "best_per_window": per_window,
+        "best_recurrent": best_recurrent,
+        "confirmation": confirmation,
+        "family_order": _family_order(models, best_recurrent, fams, selection),
+    }
+    runs = _Runs(models, primary)
+    builder = _Builder(st, runs, params)
+    for question in [*params.study.hypotheses.primary, *params.study.hypotheses.secondary]:
+        _state(question, builder, models, st)
+    hyps = _tested(builder.out, params)
+    seeds = tuple(params.train.seeds)
+    figures = {k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED)} for k in models}
     return StudyResult(
         params,
         models,
         windows,
-        best_key,
+        selection,
+        confirmation,
+        [first.per_class["class"].iloc[i] for i in primary],
+        best,
         per_window,
         best_recurrent,
         fams,
-        family_order,
-        intervals,
-        verdicts,
-        vs_best,
-        noninf,
-        reference,
-        recurrence,
-        depth,
-        label_gain,
-        context,
-        tests.all,
+        st["family_order"],
+        figures,
+        {x.name: x for x in hyps},
+        _power(hyps, params),
     )
+
+
+__all__ = [
+    "ENDPOINT",
+    "PRIMARY",
+    "Hypothesis",
+    "PowerRow",
+    "StudyResult",
+    "analyse",
+    "primary_classes",
+    "seed_split",
+]
+
+
+def sized(st: StudyResult, target: float | None = None, confidence: float = 0.8) -> list[PowerRow]:
+    """The primary hypotheses sized for a target difference (default: each one's margin) from this run, taken as a
+    pilot: the seeds per model, or the test folds at this run's seeds, that resolve it at 80% power."""
+    rows = []
+    for r in st.power:
+        h = st.hypotheses[r.name]
+        pilot = max(p.n_seeds for p in h.estimate.seed_parts)
+        plan = plan_seeds(
+            Components.from_estimate(h.estimate),
+            target or h.margin,
+            r.level,
+            confidence=confidence,
+            seeds_per_fold=pilot,
+        )
+        rows.append(PowerRow(r.name, r.level, r.power_at_margin, r.mde, plan))
+    return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +27,15 @@ class Model:
     runs: pd.DataFrame  # one row per seed: the evaluate stage's metrics.json
     resampled: dict[str, np.ndarray]  # figure -> (seeds, resamples)
     class_auroc: np.ndarray  # (seeds, resamples, classes)
-    per_class: pd.DataFrame  # class, family, test_positives, auroc (mean over seeds)
+    per_class: pd.DataFrame  # class, family, test_positives (records and patients), auroc (mean over seeds)
     seed_class_auroc: np.ndarray  # (seeds, classes) each seed's per-class test AUROC
-    val_class_auroc: np.ndarray  # (classes,) mean over seeds, validation fold
+    val_class_auroc: np.ndarray  # (seeds, classes) each seed's per-class validation AUROC (NaN: not scored)
     cost: dict
     histories: dict[int, pd.DataFrame]  # seed -> history.csv
     test_y: np.ndarray = field(repr=False, default=None)
     test_p: dict[int, np.ndarray] = field(repr=False, default_factory=dict)
+    class_auprc: np.ndarray | None = field(repr=False, default=None)  # (seeds, resamples, classes)
+    seed_class_auprc: np.ndarray | None = field(repr=False, default=None)  # (seeds, classes)
 
     @property
     def key(self) -> Key:
@@ -61,6 +62,19 @@ class Model:
     @property
     def val(self) -> float:
         return float(self.runs["val_macro_auroc"].mean())
+
+    def val_of(self, seeds) -> float:
+        """The mean validation macro-AUROC over `seeds` (the selection seeds make every choice)."""
+        rows = self.runs.set_index("seed").loc[list(seeds)]
+        return float(rows["val_macro_auroc"].mean())
+
+    @property
+    def minority_patients(self) -> np.ndarray:
+        """Per class, the smaller of its positive and negative test patients: what its AUROC's precision rests on."""
+        pc = self.per_class
+        if "test_positive_patients" not in pc:
+            return pc["test_positives"].to_numpy(int)
+        return np.minimum(pc["test_positive_patients"], pc["test_negative_patients"]).to_numpy(int)
 
 
 @dataclass
@@ -94,13 +108,6 @@ def _read_seed(key: RunKey, evaluation: Path, models: Path) -> _Seed:
     return _Seed(metrics, resamples, predictions, per_class, history, seconds)
 
 
-def _nanmean_seeds(values: np.ndarray) -> np.ndarray:
-    """Mean over seeds; NaN (without numpy's warning) for a class the validation fold cannot score."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values, axis=0)
-
-
 def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, models: Path) -> Model:
     read = {s: _read_seed(RunKey(arch, float(window), s), Path(evaluation), Path(models)) for s in seeds}
     cost_path = cost_file(arch, window, evaluation)
@@ -109,7 +116,10 @@ def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, mod
     # per seed, as every other figure of a model is its seeds' mean
     cost["train_seconds"] = float(np.nanmean(timing)) if np.isfinite(timing).any() else np.nan
     first = next(iter(read.values()))
-    per_class = first.per_class[["class", "family", "test_positives"]].copy()
+    keep = [
+        c for c in ("class", "family", "test_positives", "test_positive_patients", "test_negative_patients")
+    ]
+    per_class = first.per_class[[c for c in keep if c in first.per_class]].copy()
     per_class["auroc"] = np.mean([r.per_class["auroc"].to_numpy(float) for r in read.values()], axis=0)
     resampled = {k: np.stack([r.resamples[k] for r in read.values()]) for k in TESTED}
     if len({r.resamples[k].shape for r in read.values() for k in TESTED}) != 1:
@@ -123,13 +133,13 @@ def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, mod
         np.stack([r.resamples["class_auroc"] for r in read.values()]),
         per_class,
         np.stack([r.per_class["auroc"].to_numpy(float) for r in read.values()]),
-        _nanmean_seeds(
-            np.stack([auroc_per_class(r.predictions["val_y"], r.predictions["val_p"]) for r in read.values()])
-        ),
+        np.stack([auroc_per_class(r.predictions["val_y"], r.predictions["val_p"]) for r in read.values()]),
         cost,
         {s: r.history for s, r in read.items()},
         first.predictions["test_y"],
         {s: r.predictions["test_p"] for s, r in read.items()},
+        np.stack([r.resamples["class_auprc"] for r in read.values()]),
+        np.stack([r.per_class["auprc"].to_numpy(float) for r in read.values()]),
     )
 
 

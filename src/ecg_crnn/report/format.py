@@ -24,7 +24,7 @@ def fig(v: float) -> str:
 
 def ci(st: StudyResult, m: Model, figure: str) -> str:
     lo, hi = st.interval(m.key, figure)
-    return f"{fig(m.point(figure))} [{fig(lo)}, {fig(hi)}]"
+    return f"{fig(st.point(m.key, figure))} [{fig(lo)}, {fig(hi)}]"
 
 
 def p_value(p: float) -> str:

@@ -13,8 +13,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from ..analysis.compare import StudyResult  # noqa: E402
-from ..analysis.results import PRIMARY  # noqa: E402
+from ..analysis.compare import ENDPOINT, StudyResult  # noqa: E402
 from ..schedule import budget_curve  # noqa: E402
 from .palette import COLORS, LABELS, TYPES, WINDOW_STYLES  # noqa: E402
 
@@ -34,14 +33,14 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _errorbar(st: StudyResult, models, figure: str = PRIMARY):
-    pts = np.array([m.point(figure) for m in models])
+def _errorbar(st: StudyResult, models, figure: str = ENDPOINT):
+    pts = np.array([st.point(m.key, figure) for m in models])
     ci = np.array([st.interval(m.key, figure) for m in models]).reshape(-1, 2)
     return pts, np.vstack([pts - ci[:, 0], ci[:, 1] - pts])
 
 
 def plot_depth(st: StudyResult, path: Path) -> None:
-    """Test macro-AUROC against recurrent depth, per type, one panel per window."""
+    """The primary endpoint against recurrent depth, per type, one panel per window."""
     windows = st.windows
     fig, axes = plt.subplots(1, len(windows), figsize=(5.2 * len(windows), 4.2), sharey=True, squeeze=False)
     for ax, w in zip(axes[0], windows, strict=True):
@@ -63,7 +62,7 @@ def plot_depth(st: StudyResult, path: Path) -> None:
         ax.set_xlabel("recurrent layers (0 = CNN with pooling only)")
         ax.set_title(f"{w:g} s windows")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test macro-AUROC, mean of seeds (95% CI)")
+    axes[0][0].set_ylabel("primary macro-AUROC (test), mean of seeds (95% CI)")
     axes[0][0].legend(fontsize=8)
     fig.suptitle("How much temporal modeling is enough?")
     _save(fig, path)
@@ -76,16 +75,11 @@ def plot_context(st: StudyResult, path: Path) -> None:
     windows = [w for w in st.windows if w in st.best_recurrent and ("cnn", w) in st.models]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * (len(fams) + 1) * max(1, len(windows))), 4.2))
     width = 0.8 / max(1, len(windows))
-    groups = ["all classes (macro-AUROC)", *fams]
+    groups = ["primary endpoint", *fams]
     for j, w in enumerate(windows):
-        vals, errs = [], []
-        t = st.recurrence.get(w, {}).get(PRIMARY)
-        vals.append(t.difference if t else np.nan)
-        errs.append((t.difference - t.lo, t.hi - t.difference) if t else (0, 0))
-        for f in fams:
-            t = st.label_gain[w][f]
-            vals.append(t.difference)
-            errs.append((t.difference - t.lo, t.hi - t.difference))
+        tests = [st.get(f"recurrence/{w:g}"), *[st.get(f"label_families/{w:g}/{f}") for f in fams]]
+        vals = [t.difference if t else np.nan for t in tests]
+        errs = [(t.difference - t.interval.lo, t.interval.hi - t.difference) if t else (0, 0) for t in tests]
         x = np.arange(len(groups)) + (j - (len(windows) - 1) / 2) * width
         ax.bar(x, vals, width, yerr=np.array(errs).T, capsize=3, label=f"{w:g} s", alpha=0.85)
     ax.axhline(0, color="k", lw=0.8)
@@ -98,8 +92,9 @@ def plot_context(st: StudyResult, path: Path) -> None:
 
 
 def plot_frontier(st: StudyResult, path: Path) -> None:
-    """Parameters against test macro-AUROC; the trade-off frontier when it has more than one point."""
-    FIG = PRIMARY
+    """Parameters against the primary endpoint; the trade-off frontier when it has more than one point, and the
+    models shown non-inferior to the best (the adequacy question) ringed."""
+    FIG = ENDPOINT
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     models = list(st.models.values())
     params = np.array([m.cost.get("params", np.nan) for m in models], float)
@@ -124,17 +119,32 @@ def plot_frontier(st: StudyResult, path: Path) -> None:
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    score = np.array([m.point(FIG) for m in models])
+    score = np.array([st.point(m.key, FIG) for m in models])
     front = pareto_front(params, score)
     if len(front) > 1:
         ax.plot(params[front], score[front], "k--", lw=1, label="trade-off frontier")
+    adequate = [i for i, m in enumerate(models) if m.key == st.best or _noninferior(st, m)]
+    ax.scatter(
+        params[adequate],
+        score[adequate],
+        s=160,
+        facecolors="none",
+        edgecolors="k",
+        lw=1,
+        label="the best, and the models non-inferior to it",
+    )
     ax.set_xscale("log")
     _log_ticks(ax.xaxis, params[np.isfinite(params)])
     ax.set_xlabel("parameters")
-    ax.set_ylabel("test macro-AUROC (95% CI)")
+    ax.set_ylabel("primary macro-AUROC (test, 95% CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def _noninferior(st: StudyResult, m) -> bool:
+    h = st.get(f"adequacy/{m.name}")
+    return bool(h is not None and h.verdict.noninferior)
 
 
 def _log_ticks(axis, values: np.ndarray) -> None:

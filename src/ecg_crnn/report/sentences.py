@@ -1,5 +1,7 @@
-"""What the report says in words: what the study rests on, its caveats, and the answer. Every sentence is
-computed from the analysis' result; nothing is fixed in advance."""
+"""What the report says in words: what the study rests on, its design (the questions stated before the run), its
+caveats, and the answer. Every sentence is computed from the analysis' result and names the question it answers;
+"no difference" is never said: a claim of no effect is an equivalence within a stated margin, otherwise the
+sentence says what the study could have resolved."""
 
 from __future__ import annotations
 
@@ -7,17 +9,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.compare import StudyResult
-from ..analysis.results import PRIMARY
+from ..analysis.compare import ENDPOINT, Hypothesis, StudyResult
 from ..metrics import TESTED
 from ..registry import RNN_TYPES
 from ..schedule import schedule_epochs
-from .format import NAMES, ci, kilo, p_value, plural, signed, with_interval
+from .format import NAMES, ci, fig, kilo, plural, signed
 from .palette import LABELS
 from .published import published_sentence
 
 SMALL_TEST_FOLD = 1000  # records: below this, intervals are wide and rare classes have a handful of positives
 SMALL_BUDGET = 20  # epochs
+FEW_PATIENTS = 3  # positive test patients: a class's AUROC then rests on almost nothing
+QUESTIONS = {
+    "recurrence": "does recurrence help at all (the best recurrent model against the CNN alone), per window",
+    "reference_depth": "do deeper stacks of the reference's type help (2 and 3 layers against 1), per window",
+    "published_choice": "is the published choice (study.reference) non-inferior to the best model at its window",
+    "depth": "the same depth question for the other recurrent types",
+    "published_figures": "the published choice against the best on every published figure",
+    "context": "does the value of recurrence grow from the shortest window to the longest",
+    "label_families": "where recurrence helps, per label family",
+    "adequacy": "which models are non-inferior to the best (the smallest adequate model)",
+    "classes": "where recurrence helps, per class",
+}
 
 
 @dataclass
@@ -31,6 +44,10 @@ class RunInfo:
     class_count: int
 
 
+def seeds_text(seeds) -> str:
+    return ", ".join(map(str, seeds))
+
+
 # ---- what the report rests on ---------------------------------------------------------------------------
 
 
@@ -38,12 +55,13 @@ def _data_lines(st: StudyResult, info: RunInfo) -> list[str]:
     m0 = next(iter(st.models.values()))
     pc = m0.per_class
     absent = pc.loc[pc["test_positives"] == 0, "class"].tolist()
-    few = pc.loc[(pc["test_positives"] > 0) & (pc["test_positives"] < 5), ["class", "test_positives"]]
+    patients = pc["test_positive_patients"] if "test_positive_patients" in pc else pc["test_positives"]
+    few = [(c, int(n)) for c, n in zip(pc["class"], patients, strict=True) if 0 < n <= FEW_PATIENTS]
     few_text = (
-        " Fewer than 5 test positives: "
-        + ", ".join(f"{c} ({n})" for c, n in few.itertuples(index=False))
+        f" {FEW_PATIENTS} or fewer positive test patients (their AUROC rests on a handful of patients): "
+        + ", ".join(f"{c} ({n})" for c, n in few)
         + "."
-        if len(few)
+        if few
         else ""
     )
     return [
@@ -67,63 +85,101 @@ def _recipe_lines(st: StudyResult) -> list[str]:
         if p.train.patience
         else "no early stopping; "
     )
-    grid = (
-        f"- **Grid**: {plural(len(p.study.architectures), 'architecture')} x "
-        f"{plural(len(st.windows), 'window length')} ({', '.join(f'{w:g} s' for w in st.windows)}) x "
-        f"{plural(len(p.train.seeds), 'seed')} ({', '.join(map(str, p.train.seeds))}); "
-        f"models of {kilo(min(sizes))} to {kilo(max(sizes))} parameters (CNN channels {p.models.channels}, "
-        f"{p.models.hidden} recurrent units per direction)."
-    )
-    recipe = (
+    lines = []
+    if sizes:
+        lines.append(
+            f"- **Grid**: {plural(len(p.study.architectures), 'architecture')} x "
+            f"{plural(len(st.windows), 'window length')} ({', '.join(f'{w:g} s' for w in st.windows)}) x "
+            f"{plural(len(p.train.seeds), 'seed')} ({seeds_text(p.train.seeds)}); models of {kilo(min(sizes))} "
+            f"to {kilo(max(sizes))} parameters (CNN channels {p.models.channels}, {p.models.hidden} recurrent "
+            "units per direction)."
+        )
+    lines.append(
         f"- **Recipe**: a budget of {p.train.epochs} epochs for every run; AdamW at peak learning rate "
         f"{p.train.lr:g}, {warmup_text}constant, then a {cool}-epoch cosine cool-down to zero, "
         + stopping
-        + "the weights of the best validation epoch are kept (see the schedule plot)."
+        + "the weights of the best validation epoch are kept (see the schedule plot). Training crops and "
+        "test-time windows differ between window lengths (random crops and the aggregate of several windows at "
+        "2.5 s; the whole record once at 10 s): the context question is therefore a difference of differences "
+        "(recurrent minus CNN at the long window, minus the same at the short one), in which whatever a window's "
+        "crops and aggregation do to both architectures alike cancels."
     )
-    return ([grid] if sizes else []) + [recipe]
+    return lines
 
 
-def _statistics_line(st: StudyResult) -> str:
-    p = st.params
-    runs = next(iter(st.models.values())).runs.iloc[0]
-    return (
-        f"- **Statistics**: every choice on the validation fold (fold {', '.join(map(str, p.segment.val_folds))}; "
-        "it also served early stopping and the thresholds, so its figures are optimistic); the test fold "
-        f"({', '.join(map(str, p.segment.test_folds))}) only reports. A model's figure is the mean over its seeds; "
-        f"its 95% interval comes from {int(runs['bootstrap_resamples']):,} hierarchical bootstrap replicates "
-        "(test patients resampled, shared by all models, then seeds drawn with replacement, variance-corrected); "
-        f"{runs.get('bootstrap_acceptance', 1.0):.0%} of the patient draws kept a positive and a negative of every "
-        "scored class (the others were redrawn, so intervals are conditional on that class set). Macro-AUROC and "
-        "macro-AUPRC average over the scored classes, the thresholded figures over all. Comparisons: paired "
-        "contrasts whose standard error adds the patient part and each model's seed variance over its "
-        f"{plural(len(p.train.seeds), 'seed')}, against Student's t with Welch-Satterthwaite degrees of freedom; "
-        f"Holm-adjusted at alpha = {p.study.alpha:g} within two stated families: the answer's "
-        f"{plural(sum(t.group == 'answer' for t in st.tests), 'test')}, and the table's verdicts against the best "
-        f"({plural(sum(t.group == 'table' for t in st.tests), 'test')}). Intervals of differences are unadjusted. "
-        '"As good as the best": non-inferior within '
+def _design_lines(st: StudyResult) -> list[str]:
+    p, h = st.params, st.params.study.hypotheses
+    separate = st.selection != st.confirmation
+    choice = (
+        f"every choice (the best model, the best recurrent model per window, the order of label families) is "
+        f"made on the validation fold of the selection seeds ({seeds_text(st.selection)}) and confirmed on the "
+        f"test fold by the confirmation seeds ({seeds_text(st.confirmation)}), whose weights took no part in it"
+        if separate
+        else "study.selection_seeds is 0: choices are made on the same seeds that confirm them, so the confirmed "
+        "figures of chosen models are optimistic (a demonstration setting)"
+    )
+    primary = ", ".join(st.primary_classes)
+    return [
+        f"- **Questions, stated before the run** (params.yaml `study.hypotheses`; every sentence below names its "
+        f"question): primary: {'; '.join(QUESTIONS[q] for q in h.primary)}. Secondary, in this order: "
+        f"{'; '.join(QUESTIONS[q] for q in h.secondary) or 'none'}. One graphical procedure keeps the family-wise "
+        f"error rate at alpha = {p.study.alpha:g} over everything this report claims: the primary questions share "
+        f"{h.primary_share:.0%} of alpha, the secondary ones the rest in their order, and a question whose "
+        "hypotheses are all established passes its share on.",
+        f"- **Primary endpoint**: macro-AUROC over the {len(st.primary_classes)} classes with at least "
+        f"{h.primary_classes} test patients on each side ({primary}): a rare class's AUROC rests on a handful of "
+        "patients and would swamp every contrast. The macro-AUROC over every scored class, the figure published "
+        "work reports, stands beside it.",
+        f"- **Seeds**: {choice}; contrasts fixed in advance (the reference's depth, one architecture's context) "
+        "use every seed.",
+        "- **Statistics**: a model's figure is the mean over its seeds; its 95% interval and every contrast's "
+        "add the patient part (the test fold's shared patient resamples, so comparisons are paired, with each "
+        "class's bootstrap variance corrected for its few patients and the rarest floored) and the seed part, on "
+        "Student's t with Welch-Satterthwaite degrees of freedom, kept inside the figure's range. Margins "
+        "(`study.margins`): "
         + ", ".join(f"{getattr(p.study.margins, f):g} {NAMES[f]}" for f in TESTED)
-        + " (macro-AUROC for the table's verdicts)."
-    )
+        + f", {p.study.margins.class_auroc:g} per-class AUROC. 'Equivalent within M' and 'non-inferior within M' "
+        "are tests (two one-sided tests, one-sided); 'inconclusive: resolves X or more' names the smallest "
+        "difference the study would find with 80% power at the level the hypothesis was tested at.",
+    ]
 
 
 def header(st: StudyResult, info: RunInfo) -> list[str]:
-    return [*_data_lines(st, info), *_recipe_lines(st), _statistics_line(st)]
+    return [*_data_lines(st, info), *_recipe_lines(st), *_design_lines(st)]
+
+
+# ---- caveats ----------------------------------------------------------------------------------------------
+
+
+def _still_rising(h, epochs: int, window: int = 3) -> bool:
+    """The validation curve was still rising when the cool-down began (or the best epoch is the budget's last)."""
+    if not len(h):
+        return False
+    best = int(h.loc[h["val_macro_auroc"].idxmax(), "epoch"])
+    if best == len(h) == epochs:
+        return True
+    peak = h["lr"].max()
+    decaying = h.index[(h["lr"] < peak * (1 - 1e-9)) & (h["epoch"] > h.loc[h["lr"].idxmax(), "epoch"])]
+    if not len(decaying):
+        return False
+    start = h.index.get_loc(decaying[0])  # the first epoch of the cool-down
+    before = h["val_macro_auroc"].iloc[max(0, start - window) : start + 1].to_numpy()
+    return len(before) > 1 and bool(np.all(np.diff(before) > 0))
 
 
 def _unconverged(st: StudyResult) -> list[str]:
-    epochs = st.params.train.epochs
     runs = [
         f"{m.name} seed {s}"
         for m in st.models.values()
         for s, h in m.histories.items()
-        if len(h) and int(h.loc[h["val_macro_auroc"].idxmax(), "epoch"]) == len(h) == epochs
+        if _still_rising(h, st.params.train.epochs)
     ]
     if not runs:
         return []
     more = f" and {len(runs) - 6} more (the table's best/last epoch column)" if len(runs) > 6 else ""
     return [
-        f"{plural(len(runs), 'run')} reached the best validation score at the budget's last epoch "
-        f"and may be under-trained: {', '.join(runs[:6])}{more}."
+        f"{plural(len(runs), 'run')} may be under-trained: the validation figure was still rising when the "
+        f"cool-down began, or peaked at the budget's last epoch: {', '.join(runs[:6])}{more}."
     ]
 
 
@@ -140,200 +196,212 @@ def warnings(st: StudyResult, info: RunInfo) -> list[str]:
         out.append(
             f"A budget of {p.train.epochs} epochs is short: deeper recurrent stacks converge more slowly."
         )
-    if len(p.train.seeds) < 3:
-        out.append(f"Only {plural(len(p.train.seeds), 'seed')}: seed-to-seed variation is barely measured.")
+    if len(st.confirmation) < 3:
+        out.append(
+            f"Only {plural(len(st.confirmation), 'confirmation seed')}: seed-to-seed variation is barely measured."
+        )
+    if st.selection == st.confirmation:
+        out.append(
+            "Choices reuse the seeds that confirm them (study.selection_seeds: 0): chosen models look better."
+        )
+    if len(st.primary_classes) < 2 or p.study.hypotheses.primary_classes > 0 and _fallback(st):
+        out.append(
+            f"Fewer than two classes have {p.study.hypotheses.primary_classes} test patients on each side: the "
+            "primary endpoint falls back to every scored class."
+        )
     out += _unconverged(st)
-    outside = [
+    clipped = [
         f"{m.name} {NAMES[f]}"
         for m in st.models.values()
         for f in TESTED
-        if not st.interval(m.key, f)[0] <= m.point(f) <= st.interval(m.key, f)[1]
+        if st.figures[m.key][f].interval.clipped
     ]
-    if outside:
-        out.append(f"A point estimate lies outside its interval (a skewed statistic): {', '.join(outside)}.")
+    if clipped:
+        out.append(
+            "Intervals that reach a figure's bound (clipped there; the normal approximation is strained): "
+            + ", ".join(clipped[:8])
+            + (f" and {len(clipped) - 8} more" if len(clipped) > 8 else "")
+            + "."
+        )
     kept = float(next(iter(st.models.values())).runs.iloc[0].get("bootstrap_acceptance", 1.0))
-    if kept < 0.8:
+    if kept < 0.9:
         out.append(
             f"Only {kept:.0%} of the patient resamples kept every scored class (rare classes with a handful of "
-            "patients): the intervals are conditional on keeping them and may be too narrow."
+            "patients): the intervals are conditional on keeping them."
         )
     if out:
+        small = test_n < SMALL_TEST_FOLD or p.train.epochs < SMALL_BUDGET
         out.insert(
-            0,
-            "**This run is too small or too short to support conclusions**:"
-            if test_n < SMALL_TEST_FOLD or p.train.epochs < SMALL_BUDGET
-            else "**Caveats**:",
+            0, "**This run is too small or too short to support conclusions**:" if small else "**Caveats**:"
         )
     return out
+
+
+def _fallback(st: StudyResult) -> bool:
+    m = next(iter(st.models.values()))
+    return int((m.minority_patients >= st.params.study.hypotheses.primary_classes).sum()) < 2
 
 
 # ---- the answer ------------------------------------------------------------------------------------------
 
 
-def _significant(st: StudyResult, t) -> bool:
-    return t.p_holm < st.params.study.alpha
+def stated(h: Hypothesis) -> str:
+    i = h.interval
+    what = "primary macro-AUROC" if h.figure == ENDPOINT else NAMES.get(h.figure, h.figure)
+    return f"{what} {signed(h.difference)} [{signed(i.lo)}, {signed(i.hi)}]"
 
 
-def _trend(
-    st, t, up: str = "gains", down: str = "loses", flat: str = "shows no significant difference"
-) -> str:
-    if not _significant(st, t):
-        return flat
-    return up if t.difference > 0 else down
+def said(h: Hypothesis) -> str:
+    """The verdict with its numbers and the question it belongs to."""
+    return f"**{h.verdict.wording}** ({stated(h)}; [{h.group}])"
 
 
-def _stated(t) -> str:
-    return f"{with_interval(t)}, Holm {p_value(t.p_holm)}"
-
-
-def _best_and_smallest(st: StudyResult) -> list[str]:
-    p, best = st.params, st.models[st.best]
-    lines = [
-        f"- **Best model** (chosen on the validation fold): **{best.name}**, test macro-AUROC "
-        f"{ci(st, best, PRIMARY)} (mean of {plural(len(best.seeds), 'seed')}, SD {best.seed_sd(PRIMARY):.4f}), "
+def _best(st: StudyResult) -> list[str]:
+    best = st.models[st.best]
+    sd = st.figures[st.best][ENDPOINT].seed_sd
+    return [
+        f"- **Best model** (chosen on the validation fold of seeds {seeds_text(st.selection)}): **{best.name}**, "
+        f"primary macro-AUROC {ci(st, best, ENDPOINT)} (mean of {plural(len(best.seeds), 'seed')}, SD {sd:.4f}), "
+        f"macro-AUROC over every scored class {ci(st, best, 'macro_auroc')}; "
         f"{kilo(best.cost.get('params', 0))} parameters."
     ]
-    verdicts = st.verdicts
-    good = [k for k, v in verdicts.items() if v in ("best", "as good", "better")]
-    smallest = min(good, key=lambda k: st.models[k].cost.get("params", np.inf))
-    counts = {
-        v: sum(1 for x in verdicts.values() if x == v)
-        for v in ("as good", "worse", "worse, within the margin", "inconclusive", "better")
-    }
-    tally = (
-        f"{counts['as good']} as good, {counts['worse'] + counts['worse, within the margin']} worse, "
-        f"{counts['inconclusive']} inconclusive"
-        + (f", {counts['better']} better than the validation choice" if counts["better"] else "")
-    )
-    s = st.models[smallest]
-    if smallest == st.best:
-        lines.append(
-            f"- **Smallest model as good as the best**: the best itself; no smaller model is shown non-inferior "
-            f"within {p.study.margins.macro_auroc:g} macro-AUROC (of the others: {tally})."
-        )
-    else:
-        lines.append(
-            f"- **Smallest model as good as the best** (non-inferior within {p.study.margins.macro_auroc:g} "
-            f"macro-AUROC after Holm; the smallest of those the test fold shows non-inferior): **{s.name}**, "
-            f"{ci(st, s, PRIMARY)}, {kilo(s.cost.get('params', 0))} parameters. Of the other models: {tally}."
-        )
-    return lines
 
 
-_VERDICT_WORDS = {
-    "as good": "is as good as the best",
-    "worse": "is worse than the best",
-    "worse, within the margin": "is worse than the best, though within the margin",
-    "better": "is better than the validation choice",
-    "inconclusive": "is neither shown as good as nor worse than the best",
-}
+def _recurrence(st: StudyResult) -> list[str]:
+    out = []
+    for h in st.group("recurrence"):
+        w = h.name.split("/")[1]
+        out.append(
+            f"- **Recurrence at all**, {w} s: {h.a} (the best recurrent model) against {h.b}: {said(h)}."
+        )
+    return out
+
+
+def _depth(st: StudyResult, group: str) -> list[str]:
+    out = []
+    by_type: dict[tuple[str, str], list[Hypothesis]] = {}
+    for h in st.group(group):
+        _, w, kind, _layers = h.name.split("/")
+        by_type.setdefault((w, kind), []).append(h)
+    for (w, kind), hs in sorted(by_type.items(), key=lambda kv: (float(kv[0][0]), RNN_TYPES.index(kv[0][1]))):
+        parts = []
+        for h in hs:
+            layers = h.name.split("/")[-1]
+            a, b = st.models[_key(st, h.a)], st.models[_key(st, h.b)]
+            ratio = a.cost.get("params", np.nan) / b.cost.get("params", np.nan)
+            parts.append(f"{layers} layers instead of 1 ({ratio:.1f}x the parameters): {said(h)}")
+        out.append(f"- **{LABELS[kind]} depth**, {w} s: " + "; ".join(parts) + ".")
+    return out
+
+
+def _key(st: StudyResult, name: str):
+    return next(k for k, m in st.models.items() if m.name == name)
 
 
 def _published_choice(st: StudyResult) -> list[str]:
-    lines = []
+    out = []
+    ref = st.params.study.reference
     for w in st.windows:
-        ref = st.models.get((st.params.study.reference, w))
-        if ref is None:
-            continue
-        v = st.verdicts[ref.key]
-        if v == "best":
-            lines.append(
-                f"- **The published choice** {ref.name}: {ci(st, ref, PRIMARY)}; it is the best model."
+        key = (ref, w)
+        if key == st.best_per_window.get(w):
+            out.append(
+                f"- **The published choice** {st.models[key].name} is the model chosen as best at {w:g} s."
             )
             continue
-        others = "; ".join(f"{NAMES[f]} {_stated(st.reference[w][f])}" for f in TESTED if f != PRIMARY)
-        lines.append(
-            f"- **The published choice** {ref.name}: {ci(st, ref, PRIMARY)}; it {_VERDICT_WORDS[v]} "
-            f"(macro-AUROC {_stated(st.vs_best[ref.key])}). Its other figures against the best: {others}."
-        )
-    return lines
-
-
-def _recurrence_and_depth(st: StudyResult) -> list[str]:
-    lines = []
-    for w, key in st.best_recurrent.items():
-        t = st.recurrence.get(w, {}).get(PRIMARY)
-        if t is not None:
-            lines.append(
-                f"- **Recurrence at all**, {w:g} s: the best recurrent model ({key[0]}, chosen on validation) "
-                f"{_trend(st, t, 'beats', 'trails', 'shows no significant difference from')} the CNN alone: "
-                f"macro-AUROC {_stated(t)}."
+        h = st.get(f"published_choice/{w:g}")
+        if h is not None:
+            out.append(f"- **The published choice** {h.a} against the best at {w:g} s ({h.b}): {said(h)}.")
+        others = [st.get(f"published_figures/{w:g}/{f}") for f in TESTED]
+        others = [x for x in others if x is not None and x.verdict is not None]
+        if others:
+            out.append(
+                f"- Its published figures against the best, {w:g} s: "
+                + "; ".join(f"{NAMES[x.figure]} {x.verdict.wording} ({signed(x.difference)})" for x in others)
+                + " [published_figures]."
             )
-    for w in st.windows:
-        for kind, t in sorted(st.depth.get(w, {}).items(), key=lambda kv: RNN_TYPES.index(kv[0])):
-            stack = sorted(
-                (m for k, m in st.models.items() if k[1] == w and m.rnn_type == kind), key=lambda m: m.depth
-            )
-            ratio = stack[-1].cost.get("params", np.nan) / stack[0].cost.get("params", np.nan)
-            lines.append(
-                f"- **{LABELS[kind]} depth**, {w:g} s: {stack[-1].depth} layers instead of {stack[0].depth} "
-                f"{_trend(st, t)} (macro-AUROC {_stated(t)}) for {ratio:.1f}x the parameters."
-            )
-    return lines
+    return out
 
 
 def _context(st: StudyResult) -> list[str]:
-    c = st.context
-    if c is None:
-        return []
-    p, t = st.params, c.figures[PRIMARY]
-    short, long = st.windows[0], st.windows[-1]
-    r_s, r_l = st.best_recurrent[short][0], st.best_recurrent[long][0]
-    same = "" if r_s == r_l else f" ({r_s} at {short:g} s, {r_l} at {long:g} s: two architectures)"
-    lines = [
-        f"- **What context adds**: from {short:g} s to {long:g} s, the value of recurrence (the best recurrent "
-        f"model{same} minus the CNN) {_trend(st, t, 'grows', 'shrinks', 'shows no significant change')}: "
-        f"macro-AUROC {_stated(t)}. The CNN alone {_trend(st, c.cnn)} ({_stated(c.cnn)}); the best recurrent "
-        f"model {_trend(st, c.recurrent)} ({_stated(c.recurrent)})."
-    ]
-    if c.reference is not None:
-        lines.append(
-            f"- For one architecture throughout, the reference {p.study.reference}: its gain over the CNN "
-            f"{_trend(st, c.reference, 'grows', 'shrinks', 'shows no significant change')} with context "
-            f"({_stated(c.reference)})."
+    out = []
+    for h in st.group("context"):
+        which = (
+            "the best recurrent model"
+            if h.name.endswith("best")
+            else f"the reference {st.params.study.reference}"
         )
-    fam = {f: c.families[f] for f in st.family_order}
-    grows = [f for f, t in fam.items() if _significant(st, t) and t.difference > 0]
-    shrinks = [f for f, t in fam.items() if _significant(st, t) and t.difference < 0]
-    tail = f"; it shrinks for {', '.join(shrinks)}." if shrinks else "."
-    if grows:
-        lines.append(
-            f"- The gain from recurrence grows with context for the {', '.join(f'**{f}**' for f in grows)} "
-            f"{'family' if len(grows) == 1 else 'families'} ("
-            + "; ".join(f"{f} {_stated(fam[f])}" for f in grows)
-            + ")"
-            + tail
+        out.append(
+            f"- **What context adds** ({which}): the gain over the CNN at {st.windows[-1]:g} s minus the gain at "
+            f"{st.windows[0]:g} s ({h.a} against {h.b}): {said(h)}."
         )
-    else:
-        lines.append("- No label family's gain from recurrence grows significantly with context" + tail)
-    return lines
+    return out
 
 
-def _where_recurrence_helps(st: StudyResult) -> list[str]:
-    lines = []
-    for w in st.best_recurrent:
-        tests = {f: st.label_gain[w][f] for f in st.family_order if f in st.label_gain.get(w, {})}
-        if not tests:
+def _per_label(st: StudyResult, group: str, title: str) -> list[str]:
+    out = []
+    for w in st.windows:
+        hs = [h for h in st.group(group) if h.name.split("/")[1] == f"{w:g}"]
+        if not hs:
             continue
-        parts = [f"{f} {signed(t.difference)}{'*' if _significant(st, t) else ''}" for f, t in tests.items()]
-        helped = [f for f, t in tests.items() if _significant(st, t) and t.difference > 0]
-        hurt = [f for f, t in tests.items() if _significant(st, t) and t.difference < 0]
-        verdict_text = (f"It helps {', '.join(helped)}" if helped else "It helps no family significantly") + (
-            f"; it hurts {', '.join(hurt)}." if hurt else "."
+        kinds: dict[str, list[str]] = {}
+        for h in hs:
+            label = h.name.split("/", 2)[2]
+            v = h.verdict.wording
+            kind = v if not v.startswith("inconclusive") else "inconclusive"
+            kinds.setdefault(kind, []).append(f"{label} {signed(h.difference)}")
+        parts = [f"{k}: {', '.join(v)}" for k, v in kinds.items()]
+        out.append(
+            f"- **{title}**, {w:g} s (best recurrent model minus the CNN; [{group}]): "
+            + "; ".join(parts)
+            + "."
         )
-        lines.append(
-            f"- **Where recurrence helps**, {w:g} s (mean per-class AUROC gain of {st.best_recurrent[w][0]} over the "
-            f"CNN; families ranked on validation; * significant after Holm): {', '.join(parts)}. {verdict_text}"
-        )
-    return lines
+    return out
+
+
+def _smallest_adequate(st: StudyResult) -> list[str]:
+    hs = st.group("adequacy")
+    if not hs:
+        return []
+    margin = st.params.study.margins.macro_auroc
+    best = st.models[st.best]
+    adequate = [h for h in hs if h.verdict.noninferior]
+    smaller = [
+        h
+        for h in adequate
+        if st.models[_key(st, h.a)].cost.get("params", np.inf) < best.cost.get("params", 0)
+    ]
+    inconclusive = [h for h in hs if h.verdict.wording.startswith("inconclusive")]
+    tally = (
+        f"{len(adequate)} of {len(hs)} other models shown non-inferior within {margin:g}, "
+        f"{sum(h.verdict.worse for h in hs)} worse, {len(inconclusive)} inconclusive"
+    )
+    if smaller:
+        s = min(smaller, key=lambda h: st.models[_key(st, h.a)].cost.get("params", np.inf))
+        m = st.models[_key(st, s.a)]
+        return [
+            f"- **Smallest model non-inferior to the best** within {margin:g} primary macro-AUROC: **{m.name}**, "
+            f"{kilo(m.cost.get('params', 0))} parameters against the best's {kilo(best.cost.get('params', 0))} "
+            f"({stated(s)}; [adequacy]). Of the others: {tally}."
+        ]
+    resolve = min((h.verdict.mde for h in inconclusive), default=np.inf)
+    return [
+        f"- **No model smaller than the best is shown non-inferior** within {margin:g} primary macro-AUROC "
+        f"([adequacy]; {tally}"
+        + (f"; this study resolves differences of {fig(resolve)} or more" if np.isfinite(resolve) else "")
+        + ")."
+    ]
 
 
 def answer(st: StudyResult) -> list[str]:
     return [
-        *_best_and_smallest(st),
+        *_best(st),
+        *_recurrence(st),
+        *_depth(st, "reference_depth"),
         *_published_choice(st),
-        *_recurrence_and_depth(st),
+        *_depth(st, "depth"),
         *_context(st),
-        *_where_recurrence_helps(st),
+        *_per_label(st, "label_families", "Where recurrence helps, by label family"),
+        *_smallest_adequate(st),
+        *_per_label(st, "classes", "Where recurrence helps, by class"),
         *published_sentence(st),
     ]

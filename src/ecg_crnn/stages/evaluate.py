@@ -81,7 +81,8 @@ def run(params: Params, key: RunKey, paths: Paths = Paths()) -> dict:
     _save_npz(
         out_dir / "resamples.npz",
         **{k: result.resampled[k] for k in TESTED},
-        class_auroc=result.resampled_class_auroc.astype(np.float32),
+        class_auroc=result.resampled_class["auroc"].astype(np.float32),
+        class_auprc=result.resampled_class["auprc"].astype(np.float32),
     )
     _save_npz(
         out_dir / "predictions.npz",
