@@ -334,7 +334,7 @@ def test_thresholds_are_the_ones_tuned_on_the_validation_fold(prepared, tmp_path
     ]
     for cmd in (
         ["ecg-crnn", "train", "cnn", "--window", "2.5", "--seed", "0", "--out", str(tmp_path / "m"), *common],
-        ["ecg-crnn", "bootstrap", "--out", str(tmp_path / "b.npz"), *common[0:2], *common[2:]],
+        ["ecg-crnn", "bootstrap", "--out", str(tmp_path / "b"), *common[0:2], *common[2:]],
         [
             "ecg-crnn",
             "evaluate",
@@ -346,7 +346,7 @@ def test_thresholds_are_the_ones_tuned_on_the_validation_fold(prepared, tmp_path
             "--model",
             str(tmp_path / "m/model.pt"),
             "--bootstrap",
-            str(tmp_path / "b.npz"),
+            str(tmp_path / "b"),
             "--out",
             str(tmp_path / "e"),
             *common,

@@ -86,7 +86,7 @@ def test_bad_input_leaves_previous_output_untouched(synthetic_copy, tmp_path, wr
 def test_segment_fits_standardization_on_training_folds_only(synthetic_dir, tmp_path):
     filter_records(synthetic_dir, tmp_path / "f")
     info = segment_records(tmp_path / "f", tmp_path / "s")
-    split = pd.read_csv(tmp_path / "s" / "split.csv")
+    split = pd.read_csv(tmp_path / "s" / "rot0" / "split.csv")
     table, _ = load_labels(tmp_path / "f")
     assert set(split.loc[split.split == "test", "strat_fold"]) == {10}
     assert set(split.loc[split.split == "val", "strat_fold"]) == {9}
@@ -94,7 +94,7 @@ def test_segment_fits_standardization_on_training_folds_only(synthetic_dir, tmp_
     # Independent computation: load every training record and take numpy's per-lead mean/std.
     cache = SignalCache.open(tmp_path / "f")
     x = cache.physical(split.loc[split.split == "train", "row"].to_numpy()).astype(np.float64)
-    std = json.loads((tmp_path / "s" / "standardization.json").read_text())
+    std = json.loads((tmp_path / "s" / "rot0" / "standardization.json").read_text())
     np.testing.assert_allclose(std["mean"], x.mean(axis=(0, 2)), atol=1e-9)
     np.testing.assert_allclose(std["std"], x.std(axis=(0, 2)), rtol=1e-6)
     layout = json.loads((tmp_path / "s" / "layout.json").read_text())
@@ -108,7 +108,7 @@ def test_patient_never_crosses_splits_on_the_real_database(shared_ptbxl, tmp_pat
     folds are the database's strat_fold, record for record."""
     filter_records(shared_ptbxl, tmp_path / "f", records="present")
     segment_records(tmp_path / "f", tmp_path / "s")
-    split = pd.read_csv(tmp_path / "s" / "split.csv")
+    split = pd.read_csv(tmp_path / "s" / "rot0" / "split.csv")
     labels = load_labels(tmp_path / "f")[0]
     assert len(split) == len(labels) == 477 and set(split["split"]) == {"train", "val", "test"}
     joined = split.merge(labels[["ecg_id", "patient_id"]], on="ecg_id", how="left", validate="1:1")

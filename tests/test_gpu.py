@@ -68,11 +68,11 @@ def test_gpu_evaluate_predict_export(prepared, tmp_path, write_params):
         "--segmented",
         str(prepared / "segmented"),
     ]
-    model = tmp_path / "models" / "2.5s" / "cnn_bilstm1" / "seed0"
-    evaluation = tmp_path / "evaluation" / "2.5s" / "cnn_bilstm1" / "seed0"
+    model = tmp_path / "models" / "2.5s" / "cnn_bilstm1" / "frac1.0" / "rot0" / "seed0"
+    evaluation = tmp_path / "evaluation" / "2.5s" / "cnn_bilstm1" / "frac1.0" / "rot0" / "seed0"
     for cmd in (
         _cli("train", "cnn_bilstm1", "--window", "2.5", "--seed", "0", "--out", str(model), *common),
-        _cli("bootstrap", "--out", str(tmp_path / "evaluation" / "bootstrap.npz"), *common),
+        _cli("bootstrap", "--out", str(tmp_path / "evaluation" / "bootstrap"), *common),
         _cli(
             "evaluate",
             "cnn_bilstm1",
@@ -83,7 +83,7 @@ def test_gpu_evaluate_predict_export(prepared, tmp_path, write_params):
             "--model",
             str(model / "model.pt"),
             "--bootstrap",
-            str(tmp_path / "evaluation" / "bootstrap.npz"),
+            str(tmp_path / "evaluation" / "bootstrap"),
             "--out",
             str(evaluation),
             *common,

@@ -15,7 +15,7 @@ def test_repro_on_synthetic_then_status_clean_and_experiment(project, synthetic_
         "Data and pipelines are up to date"
         in run(["dvc", "status", "--with-deps", "segment"], project).stdout
     )
-    split = (project / "data/segmented/split.csv").read_text().splitlines()
+    split = (project / "data/segmented/rot0/split.csv").read_text().splitlines()
     assert len(split) == 1 + 300
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"download", "filter", "segment"}

@@ -211,11 +211,11 @@ def test_dvc_push_and_pull_through_an_s3_remote(project, s3, synthetic_dir):
     pushed = run(["dvc", "push", "--with-deps", "segment"], project)
     assert S3_SECRET not in pushed.stdout + pushed.stderr
     assert any((s3.root / "dvcstore" / "ecg-crnn").rglob("*"))
-    before = (project / "data" / "segmented" / "split.csv").read_text()
+    before = (project / "data" / "segmented" / "rot0" / "split.csv").read_text()
     shutil.rmtree(project / ".dvc" / "cache")
     shutil.rmtree(project / "data")
     run(["dvc", "pull", "--with-deps", "segment"], project)
-    assert (project / "data" / "segmented" / "split.csv").read_text() == before
+    assert (project / "data" / "segmented" / "rot0" / "split.csv").read_text() == before
     assert (
         "Data and pipelines are up to date"
         in run(["dvc", "status", "--with-deps", "segment"], project).stdout

@@ -47,10 +47,10 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     for a in ("cnn", "cnn_bilstm1"):
         for w in ("2.5s", "10s"):
             for s in (0, 1):
-                model = load_model_file(project / "models" / w / a / f"seed{s}" / "model.pt")
+                model = load_model_file(project / "models" / w / a / "frac1.0/rot0" / f"seed{s}" / "model.pt")
                 assert (model["arch"], f"{model['window_s']:g}s", model["seed"]) == (a, w, s)
                 metrics = json.loads(
-                    (project / "evaluation" / w / a / f"seed{s}" / "metrics.json").read_text()
+                    (project / "evaluation" / w / a / "frac1.0/rot0" / f"seed{s}" / "metrics.json").read_text()
                 )
                 assert 0 <= metrics["macro_auroc"] <= 1 and metrics["seed"] == s
             assert json.loads((project / "evaluation" / w / a / "cost.json").read_text())["params"] > 0
@@ -117,7 +117,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     run(["dvc", "exp", "apply", "mean-agg"], project)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
     assert (
-        json.loads((project / "evaluation/2.5s/cnn/seed0/thresholds.json").read_text())["aggregate"] == "mean"
+        json.loads((project / "evaluation/2.5s/cnn/frac1.0/rot0/seed0/thresholds.json").read_text())["aggregate"] == "mean"
     )
     run(["dvc", "exp", "apply", "max-agg"], project)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
@@ -143,9 +143,9 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
         "arch": "cnn_bilstm1",
         "window_s": 2.5,
         "seed": 0,
-        "file": "models/2.5s/cnn_bilstm1/seed0/model.pt",
+        "file": "models/2.5s/cnn_bilstm1/frac1.0/rot0/seed0/model.pt",
     }
-    assert pred["thresholds"]["file"] == "evaluation/2.5s/cnn_bilstm1/seed0/thresholds.json"
+    assert pred["thresholds"]["file"] == "evaluation/2.5s/cnn_bilstm1/frac1.0/rot0/seed0/thresholds.json"
     thresholds = json.loads((project / pred["thresholds"]["file"]).read_text())["thresholds"]
     for c, v in pred["classes"].items():
         assert v["positive"] == (v["probability"] >= thresholds[c])
@@ -157,7 +157,7 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
     out = run(["ecg-crnn", "export", "--arch", "cnn_bilstm1"], project)
     assert "max |ONNX - PyTorch|" in out.stdout and len(out.stdout.splitlines()) == 1
     assert len((out.stderr or "").strip().splitlines()) <= 1, out.stderr  # no flood of exporter warnings
-    onnx_path = project / "models/2.5s/cnn_bilstm1/seed0/model.onnx"
+    onnx_path = project / "models/2.5s/cnn_bilstm1/frac1.0/rot0/seed0/model.onnx"
     assert sorted(
         p.name
         for p in onnx_path.parent.iterdir()
@@ -168,7 +168,7 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
     shutil.copy(onnx_path, alone / "model.onnx")
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
     # Independent of predict: the copied ONNX graph on the record's windows, max over windows, gives the same.
-    checkpoint = load_model_file(project / "models/2.5s/cnn_bilstm1/seed0/model.pt")
+    checkpoint = load_model_file(project / "models/2.5s/cnn_bilstm1/frac1.0/rot0/seed0/model.pt")
     x = read_record(record, checkpoint)
     starts = eval_starts(x.shape[1], meta["window"], meta["stride"])
     windows = np.stack([x[:, s : s + meta["window"]] for s in starts])
@@ -204,8 +204,8 @@ def test_predict_refuses_a_record_with_dead_leads(prepared, tmp_path, write_para
     p = load_params(write_params({**GRID, "train.epochs": 1}))
     f, s, key = prepared / "filtered", prepared / "segmented", RunKey("cnn", 2.5, 0)
     train.run(p, key, train.Paths(f, s, tmp_path / "m", tmp_path / "r"), progress=False)
-    bootstrap.run(p, bootstrap.Paths(f, s, tmp_path / "b.npz"))
-    evaluate.run(p, key, evaluate.Paths(f, s, tmp_path / "m/model.pt", tmp_path / "b.npz", tmp_path / "e"))
+    bootstrap.run(p, bootstrap.Paths(f, s, tmp_path / "b"))
+    evaluate.run(p, key, evaluate.Paths(f, s, tmp_path / "m/model.pt", tmp_path / "b", tmp_path / "e"))
     good = predict_record(
         prepared / "raw/records100/00000/00001_lr", tmp_path / "m/model.pt", tmp_path / "e/thresholds.json"
     )

@@ -34,14 +34,17 @@ def load_torch(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_payload(arch: str, window_s: float, data: StudyData, params: Params, result) -> dict:
-    """The file's content for one trained run (`result`: training.TrainResult)."""
+def model_payload(key, data: StudyData, params: Params, result) -> dict:
+    """The file's content for one trained run (`key`: layout.RunKey, `result`: training.TrainResult)."""
     train_settings = {k: v for k, v in params.train.model_dump().items() if k not in ("seeds", "device")}
     return {
         "format": MODEL_FORMAT,
-        "arch": arch,
-        "window_s": float(window_s),
+        "arch": key.arch,
+        "window_s": float(key.window),
         "seed": int(result.seed),
+        "rotation": int(key.rotation),
+        "fraction": float(key.fraction),
+        "train_records": len(data.splits["train"].ecg_ids),
         "model_settings": params.models.model_dump(),
         "train_settings": train_settings,
         "classes": list(data.classes),

@@ -19,7 +19,7 @@ from .layout import RunKey
 
 
 def _key(args) -> RunKey:
-    return RunKey(args.arch, float(args.window), args.seed)
+    return RunKey(args.arch, float(args.window), args.seed, args.rotation, float(args.fraction))
 
 
 def _download(args) -> None:
@@ -119,7 +119,7 @@ def _drift_predictions(args) -> None:
     from .stages import drift_predictions
 
     p = load_params(args.params)
-    key = layout.resolve_run(p, args.arch, args.window, args.seed)
+    key = layout.resolve_run(p, args.arch, args.window, args.seed, args.rotation, args.fraction)
     drift_predictions.run(p, key, drift_predictions.Paths(args.evaluation, args.out, args.summary))
 
 
@@ -145,7 +145,8 @@ def _predict(args) -> None:
 
     from .inference import predict_record
 
-    key = layout.resolve_run(load_params_or_defaults(args.params), args.arch, args.window, args.seed)
+    p = load_params_or_defaults(args.params)
+    key = layout.resolve_run(p, args.arch, args.window, args.seed, args.rotation, args.fraction)
     model = layout.model_dir(key, args.models) / layout.MODEL_FILE
     pred = predict_record(args.record, model, layout.evaluation_dir(key, args.evaluation) / "thresholds.json")
     if args.json:
@@ -162,7 +163,8 @@ def _predict(args) -> None:
 def _export(args) -> None:
     from .inference import export_onnx
 
-    key = layout.resolve_run(load_params_or_defaults(args.params), args.arch, args.window, args.seed)
+    p = load_params_or_defaults(args.params)
+    key = layout.resolve_run(p, args.arch, args.window, args.seed, args.rotation, args.fraction)
     folder = layout.model_dir(key, args.models)
     out = args.out or folder / "model.onnx"
     meta = export_onnx(folder / layout.MODEL_FILE, out)
@@ -220,11 +222,21 @@ _RUN = [
     (["arch"], {"help": "architecture: cnn or cnn_{lstm,gru,bilstm,bigru}{1,2,3}"}),
     (["--window"], {"type": float, "required": True, "help": "window length in seconds (study.windows)"}),
     (["--seed"], {"type": int, "required": True, "help": "training seed (train.seeds)"}),
+    (["--rotation"], {"type": int, "default": 0, "help": "rotation of the folds (segment.rotations)"}),
+    (
+        ["--fraction"],
+        {"type": float, "default": 1.0, "help": "share of the training data (study.train_fractions)"},
+    ),
 ]
 _CHOSEN_RUN = [
     (["--arch"], {"help": "architecture (default: study.reference)"}),
     (["--window"], {"type": float, "help": "window length in s (default: first of study.windows)"}),
     (["--seed"], {"type": int, "help": "training seed (default: first of train.seeds)"}),
+    (["--rotation"], {"type": int, "help": "rotation of the folds (default: first of segment.rotations)"}),
+    (
+        ["--fraction"],
+        {"type": float, "help": "share of the training data (default: the largest of study.train_fractions)"},
+    ),
 ]
 _OUT = "output directory"
 COMMANDS = [

@@ -69,9 +69,12 @@ class SegmentSettings(Section):
     train_folds: list[int] = [1, 2, 3, 4, 5, 6, 7, 8]
     val_folds: list[int] = [9]
     test_folds: list[int] = [10]
+    rotations: list[Annotated[int, Field(ge=0, le=9)]] = [0]
 
     @model_validator(mode="after")
     def _disjoint(self):
+        if not self.rotations or len(set(self.rotations)) != len(self.rotations):
+            raise ConfigError(f"segment.rotations: must be distinct shifts in 0..9, got {self.rotations!r}")
         seen: dict[int, str] = {}
         for name in ("train_folds", "val_folds", "test_folds"):
             folds = getattr(self, name)
@@ -136,6 +139,7 @@ class StudySettings(Section):
     architectures: list[str] = list(ALL_ARCHITECTURES)
     windows: list[PositiveFloat] = [2.5, 10.0]
     reference: str = "cnn_bilstm1"
+    train_fractions: list[Annotated[float, Field(gt=0, le=1)]] = [1.0]
     selection_seeds: NonNegative = 2
     hypotheses: Hypotheses = Hypotheses()
     margins: Margins = Margins()
@@ -158,6 +162,10 @@ class StudySettings(Section):
             raise ConfigError("study.windows: must name at least one window length")
         if len(set(self.windows)) != len(self.windows):
             raise ConfigError(f"study.windows: lengths must be distinct, got {self.windows!r}")
+        if not self.train_fractions or len(set(self.train_fractions)) != len(self.train_fractions):
+            raise ConfigError(
+                f"study.train_fractions: must be distinct shares in (0, 1], got {self.train_fractions!r}"
+            )
         return self
 
 

@@ -20,6 +20,7 @@ from .data.labels import load_labels
 from .data.signals import SignalCache
 from .data.windows import window_layout
 from .errors import EcgCrnnError
+from .layout import rotation_dir
 
 
 @dataclass
@@ -42,6 +43,9 @@ class StudyData:
     mean: np.ndarray
     std: np.ndarray
     splits: dict[str, Split]
+    # the whole training folds' record count: a run on a share of them still takes this many records' worth of
+    # optimizer steps per epoch, so a learning curve compares data, not training length
+    full_train: int = 0
 
     @property
     def n_leads(self) -> int:
@@ -82,14 +86,20 @@ def load_standardized(
 
 
 def load_study_data(
-    filtered_dir: Path, segmented_dir: Path, window_s: float, splits=("train", "val", "test")
+    filtered_dir: Path,
+    segmented_dir: Path,
+    window_s: float,
+    splits=("train", "val", "test"),
+    rotation: int = 0,
+    fraction: float = 1.0,
 ) -> StudyData:
-    """The splits of the segment stage, with windows of `window_s` seconds (one of study.windows)."""
+    """The splits of the segment stage's `rotation`, with windows of `window_s` seconds (one of study.windows); the
+    training split restricted to the nested subset of share `fraction` (study.train_fractions)."""
     filtered_dir, segmented_dir = Path(filtered_dir), Path(segmented_dir)
     table, classes = load_labels(filtered_dir)
     try:
-        split = pd.read_csv(segmented_dir / "split.csv")
-        std_info = json.loads((segmented_dir / "standardization.json").read_text())
+        split = pd.read_csv(rotation_dir(segmented_dir, rotation) / "split.csv")
+        std_info = json.loads((rotation_dir(segmented_dir, rotation) / "standardization.json").read_text())
         layout = json.loads((segmented_dir / "layout.json").read_text())
         meta = json.loads((filtered_dir / "classes.json").read_text())
     except FileNotFoundError as exc:
@@ -98,6 +108,9 @@ def load_study_data(
     cache = SignalCache.open(filtered_dir)
     mean, std = np.asarray(std_info["mean"], np.float32), np.asarray(std_info["std"], np.float32)
     loaded = {}
+    full_train = int((split["split"] == "train").sum())
+    if fraction < 1:
+        split = split[(split["split"] != "train") | (split["subset_rank"] <= fraction)]
     for name in splits:
         rows = split.loc[split["split"] == name, "row"].to_numpy()
         loaded[name] = Split(
@@ -117,4 +130,5 @@ def load_study_data(
         mean=mean,
         std=std,
         splits=loaded,
+        full_train=full_train,
     )

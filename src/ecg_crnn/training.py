@@ -97,8 +97,11 @@ def run_epoch(
     grad_clip: float = 0.0,
     autocast: bool = False,
     max_steps: int | None = None,
+    records: int | None = None,
 ) -> float:
-    """One pass over the training records in random order, one random crop each; returns the mean loss.
+    """One pass over the training records in random order, one random crop each; returns the mean loss. With
+    `records` above the number of training records (a share of the training data), the pass goes on through fresh
+    permutations until it has taken that many, so every share gets the same optimizer steps per epoch.
 
     Batches are sliced from tensors already in memory (on the training device): no per-record Dataset,
     no collation, no host-to-device copy per batch, and no host synchronization per step (the loss is
@@ -106,8 +109,11 @@ def run_epoch(
     """
     model.train()
     device = x.device
-    perm = torch.randperm(len(x), generator=gen, device=gen.device)
-    steps = -(-len(x) // batch_size) if max_steps is None else max_steps
+    n = max(records or len(x), len(x))
+    perm = torch.cat(
+        [torch.randperm(len(x), generator=gen, device=gen.device) for _ in range(-(-n // len(x)))]
+    )[:n]
+    steps = -(-n // batch_size) if max_steps is None else max_steps
     total = torch.zeros((), device=device)
     seen = 0
     for b in range(steps):
@@ -161,7 +167,8 @@ class _Trainer:
             pos = self.y.sum(0).clamp(min=1)
             pos_weight = ((len(self.y) - pos) / pos).clamp(max=100.0)
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        self.steps_per_epoch = -(-len(self.x) // cfg.batch_size)  # run_epoch's batches
+        self.records = max(data.full_train, len(self.x))  # a share of the data trains as long as the whole
+        self.steps_per_epoch = -(-self.records // cfg.batch_size)  # run_epoch's batches
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.warmup_epochs, self.cooldown_epochs = schedule_epochs(cfg)
         self.scheduler = Schedule(
@@ -227,6 +234,7 @@ class _Trainer:
             self.gen,
             cfg.grad_clip,
             self.autocast,
+            records=self.records,
         )
         val_p = predict_proba(
             self.model, val.x, data.eval_starts, data.window, device=self.device, autocast=self.autocast

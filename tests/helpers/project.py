@@ -35,7 +35,7 @@ def prepare(raw: Path, work: Path, overrides: dict | None = None) -> Path:
 
     from .params import params
 
-    if not (work / "segmented" / "split.csv").is_file():
+    if not (work / "segmented" / "layout.json").is_file():
         p = params(overrides)
         filter.run(p, filter.Paths(raw, work / "filtered"), progress=False)
         segment.run(p, segment.Paths(work / "filtered", work / "segmented"))

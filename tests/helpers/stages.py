@@ -1,5 +1,6 @@
 """The pipeline's stages called as the tests need them: with the repository's parameters plus a few settings."""
 
+from itertools import product
 from pathlib import Path
 
 from ecg_crnn.stages import filter, segment
@@ -27,21 +28,16 @@ def run_study(p, raw: Path, root: Path) -> Path:
     f, s, ev, md = root / "data/filtered", root / "data/segmented", root / "evaluation", root / "models"
     filter.run(p, filter.Paths(raw, f), progress=False)
     segment.run(p, segment.Paths(f, s))
-    bootstrap.run(p, bootstrap.Paths(f, s, ev / "bootstrap.npz"))
+    bootstrap.run(p, bootstrap.Paths(f, s, ev / "bootstrap"))
     for w in p.study.windows:
         for arch in p.study.architectures:
             cost.run(p, arch, w, cost.Paths(f, s, cost_file(arch, w, ev)))
-            for seed in p.train.seeds:
-                key = RunKey(arch, float(w), seed)
-                train.run(
-                    p,
-                    key,
-                    train.Paths(f, s, model_dir(key, md), root / ".resume" / key.folder),
-                    progress=False,
-                )
-                evaluate.run(
-                    p, key, evaluate.Paths(f, s, None, ev / "bootstrap.npz", evaluation_dir(key, ev))
-                )
+            for fraction, rotation, seed in product(p.study.train_fractions, p.segment.rotations, p.train.seeds):
+                key = RunKey(arch, float(w), seed, rotation, fraction)
+                model = model_dir(key, md)
+                train.run(p, key, train.Paths(f, s, model, root / ".resume" / key.folder), progress=False)
+                paths = evaluate.Paths(f, s, model / "model.pt", ev / "bootstrap", evaluation_dir(key, ev))
+                evaluate.run(p, key, paths)
     out = root / "reports/study"
     paths = compare.Paths(ev, md, f, s, out, root / "reports/study.json", None, None)
     compare.run(p, paths)

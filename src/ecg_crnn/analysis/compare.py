@@ -27,10 +27,11 @@ import numpy as np
 from ..config import Params
 from ..metrics import LOWER_IS_BETTER, TESTED
 from ..registry import RNN_TYPES, get_architecture
-from .contrasts import Estimate, Interval, SeedRuns, estimate, model_estimate
+from .contrasts import Estimate, Interval, SeedRuns, estimate
 from .decisions import Claim, Verdict, decide
 from .power import Components, SeedPlan, minimal_detectable_effect, plan_seeds, power
 from .results import PRIMARY, Key, Model
+from .rotation import pool_folds
 
 ENDPOINT = "primary"  # the primary endpoint's figure name: macro-AUROC over the well-estimated classes
 
@@ -99,6 +100,7 @@ class StudyResult:
     ]  # each model's figures ("primary" and the tested ones), all seeds
     hypotheses: dict[str, Hypothesis]  # by name, in the order they were stated
     power: list[PowerRow] = field(default_factory=list)
+    rotations: dict[int, dict[Key, Model]] = field(default_factory=dict)  # every rotation's models
 
     def interval(self, key: Key, figure: str) -> tuple[float, float]:
         i = self.figures[key][figure].interval
@@ -130,32 +132,45 @@ class StudyResult:
 
 
 class _Runs:
-    """SeedRuns per (model, figure, seeds), built once (a model in several terms of a contrast is one model)."""
+    """SeedRuns per (model, figure, seeds, rotation), built once (a model in several terms of a contrast is one
+    model). With several rotations of the folds, every estimate is formed per rotation (each its own test patients
+    and seeds) and pooled (rotation.pool_folds)."""
 
-    def __init__(self, models: dict[Key, Model], primary: list[int]):
-        self.models, self.primary, self.cache = models, primary, {}
-        m = next(iter(models.values()))
-        self.scored = [int(i) for i in np.flatnonzero(np.isfinite(m.class_auroc[0]).all(axis=0))]
+    def __init__(self, by_rotation: dict[int, dict[Key, Model]], primary: list[int]):
+        self.by_rotation, self.primary, self.cache = by_rotation, primary, {}
+        m = self.first
+        self.scored = [int(i) for i in np.flatnonzero(self._scored_everywhere())]
+        self.names = list(m.per_class["class"])
+
+    @property
+    def first(self) -> Model:
+        return next(iter(next(iter(self.by_rotation.values())).values()))
+
+    def _scored_everywhere(self) -> np.ndarray:
+        """Classes scored on every rotation's test fold with at least 2 patients on each side: with one, the
+        bootstrap sees no variance at all (rare_classes), so the class is left out of the macro figures' tests."""
+        models = [m for ms in self.by_rotation.values() for m in ms.values()]
+        return np.logical_and.reduce(
+            [np.isfinite(m.class_auroc[0]).all(axis=0) & (m.minority_patients >= 2) for m in models]
+        )
 
     def classes(self, figure: str) -> list[int] | None:
         """The class indices of a macro figure given per class; None for an aggregate figure."""
-        m = next(iter(self.models.values()))
-        names = list(m.per_class["class"])
         if figure == ENDPOINT:
             return self.primary
         if figure in ("macro_auroc", "macro_auprc"):
             return self.scored
         if figure.startswith("class:"):
-            return [names.index(figure[6:])]
+            return [self.names.index(figure[6:])]
         if figure.startswith("family:"):
             fam = figure[7:]
-            return [i for i in self.scored if str(m.per_class["family"].iloc[i]) == fam]
+            return [i for i in self.scored if str(self.first.per_class["family"].iloc[i]) == fam]
         return None
 
-    def get(self, key: Key, figure: str, seeds: tuple[int, ...]) -> SeedRuns:
-        k = (key, figure, seeds)
+    def get(self, key: Key, figure: str, seeds: tuple[int, ...], rotation: int) -> SeedRuns:
+        k = (key, figure, seeds, rotation)
         if k not in self.cache:
-            m, idx = self.models[key], self.classes(figure)
+            m, idx = self.by_rotation[rotation][key], self.classes(figure)
             order = [m.seeds.index(s) for s in seeds]
             val = m.runs["val_macro_auroc"].to_numpy(float)[order]
             if idx is None:
@@ -167,16 +182,29 @@ class _Runs:
             self.cache[k] = SeedRuns(seeds, points, resamples, val)
         return self.cache[k]
 
-    def minority(self, figure: str) -> np.ndarray | None:
+    def minority(self, figure: str, rotation: int) -> np.ndarray | None:
         idx = self.classes(figure)
-        return None if idx is None else next(iter(self.models.values())).minority_patients[idx]
+        m = next(iter(self.by_rotation[rotation].values()))
+        return None if idx is None else m.minority_patients[idx]
+
+    def estimate(self, terms, figure: str, seeds: tuple[int, ...]) -> Estimate:
+        """sum w * figure over `terms` [(w, key)], on `seeds`, pooled over the rotations."""
+        per_rotation = [
+            estimate([(w, self.get(k, figure, seeds, r)) for w, k in terms], self.minority(figure, r))
+            for r in self.by_rotation
+        ]
+        return pool_folds(per_rotation)
 
 
-def primary_classes(m: Model, at_least: int) -> list[int]:
-    """Indices of the classes with at least `at_least` test patients on each side; every scored class when fewer
-    than two qualify (a tiny test fold: the report says so)."""
-    scored = np.isfinite(m.class_auroc[0]).all(axis=0)
-    ok = [int(i) for i in np.flatnonzero(scored & (m.minority_patients >= at_least))]
+def primary_classes(models: list[Model], at_least: int) -> list[int]:
+    """Indices of the classes with at least `at_least` test patients on each side in every rotation's test fold;
+    every testable class (2 patients on each side) when fewer than two qualify (a tiny test fold: the report says
+    so)."""
+    scored = np.logical_and.reduce(
+        [np.isfinite(m.class_auroc[0]).all(axis=0) & (m.minority_patients >= 2) for m in models]
+    )
+    enough = np.logical_and.reduce([m.minority_patients >= at_least for m in models])
+    ok = [int(i) for i in np.flatnonzero(scored & enough)]
     return ok if len(ok) >= 2 else [int(i) for i in np.flatnonzero(scored)]
 
 
@@ -190,8 +218,9 @@ def seed_split(params: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
 # ---- the choices, on the selection seeds' validation figures ---------------------------------------------
 
 
-def _choices(models: dict[Key, Model], windows: list[float], selection: tuple[int, ...]):
-    score = {k: m.val_of(selection) for k, m in models.items()}
+def _choices(by_rotation: dict[int, dict[Key, Model]], windows: list[float], selection: tuple[int, ...]):
+    models = next(iter(by_rotation.values()))
+    score = {k: float(np.mean([ms[k].val_of(selection) for ms in by_rotation.values()])) for k in models}
     best = max(models, key=lambda k: score[k])
     per_window, recurrent = {}, {}
     for w in windows:
@@ -213,13 +242,15 @@ def label_families(models: dict[Key, Model]) -> dict[str, list[int]]:
     return fam
 
 
-def _family_order(models, best_recurrent, fams, selection) -> list[str]:
+def _family_order(by_rotation, best_recurrent, fams, selection) -> list[str]:
     """Label families ranked by the gain from recurrence on the selection seeds' validation fold."""
     gain = {}
     for f, idx in fams.items():
         values = []
         for w, key in best_recurrent.items():
-            if ("cnn", w) in models:
+            for models in by_rotation.values():
+                if ("cnn", w) not in models:
+                    continue
                 rnn, cnn = models[key], models[("cnn", w)]
                 r = rnn.val_class_auroc[[rnn.seeds.index(s) for s in selection]][:, idx]
                 c = cnn.val_class_auroc[[cnn.seeds.index(s) for s in selection]][:, idx]
@@ -248,8 +279,7 @@ class _Builder:
 
     def add(self, name, group, figure, terms, seeds_kind, tests, a, b) -> Hypothesis:
         seeds = self.st["confirmation"] if seeds_kind == "confirmation" else tuple(self.params.train.seeds)
-        pairs = [(w, self.runs.get(k, figure, seeds)) for w, k in terms]
-        est = estimate(pairs, self.runs.minority(figure))
+        est = self.runs.estimate(terms, figure, seeds)
         if figure in LOWER_IS_BETTER:
             est = est.negated()
         h = Hypothesis(name, group, figure, a, b, seeds_kind, est, self.margin(figure), tuple(tests), 0.0)
@@ -323,7 +353,7 @@ def _context(b: _Builder, models, st) -> None:
 
 def _per_label(b: _Builder, models, st, group: str) -> None:
     """Best recurrent model against the CNN per label family ("label_families") or per class ("classes")."""
-    names = list(next(iter(models.values())).per_class["class"])
+    names = b.runs.names
     for w, key in st["best_recurrent"].items():
         if ("cnn", w) not in models:
             continue
@@ -442,42 +472,45 @@ def _power(hyps: list[Hypothesis], params: Params) -> list[PowerRow]:
 
 
 def _figure(runs: _Runs, key: Key, figure: str, seeds: tuple[int, ...]) -> ModelFigure:
-    r = runs.get(key, figure, seeds)
-    values = r.figure()
-    est = model_estimate(r, runs.minority(figure))
-    return ModelFigure(float(values.mean()), float(values.std(ddof=1)), est.interval())
+    est = runs.estimate([(1.0, key)], figure, seeds)
+    sds = [runs.get(key, figure, seeds, r).figure().std(ddof=1) for r in runs.by_rotation]
+    return ModelFigure(est.point, float(np.mean(sds)), est.interval())
 
 
-def analyse(models: dict[Key, Model], params: Params) -> StudyResult:
-    """Make every choice on the selection seeds' validation, then state, test and size every hypothesis."""
-    windows = sorted({k[1] for k in models})
+def analyse(models, params: Params) -> StudyResult:
+    """Make every choice on the selection seeds' validation, then state, test and size every hypothesis.
+    `models`: {rotation: {(arch, window): Model}} at one share of the training data, or {(arch, window): Model}
+    for a single rotation."""
+    by_rotation = models if isinstance(next(iter(models)), int) else {0: models}
+    first_models = next(iter(by_rotation.values()))
+    windows = sorted({k[1] for k in first_models})
     selection, confirmation = seed_split(params)
-    best, per_window, best_recurrent = _choices(models, windows, selection)
-    first = next(iter(models.values()))
-    primary = primary_classes(first, params.study.hypotheses.primary_classes)
-    fams = label_families(models)
+    best, per_window, best_recurrent = _choices(by_rotation, windows, selection)
+    every = [m for ms in by_rotation.values() for m in ms.values()]
+    primary = primary_classes(every, params.study.hypotheses.primary_classes)
+    fams = label_families(first_models)
     st = {
         "windows": windows,
         "best": best,
         "best_per_window": per_window,
         "best_recurrent": best_recurrent,
         "confirmation": confirmation,
-        "family_order": _family_order(models, best_recurrent, fams, selection),
+        "family_order": _family_order(by_rotation, best_recurrent, fams, selection),
     }
-    runs = _Runs(models, primary)
+    runs = _Runs(by_rotation, primary)
     builder = _Builder(st, runs, params)
     for question in [*params.study.hypotheses.primary, *params.study.hypotheses.secondary]:
-        _state(question, builder, models, st)
+        _state(question, builder, first_models, st)
     hyps = _tested(builder.out, params)
     seeds = tuple(params.train.seeds)
-    figures = {k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED)} for k in models}
+    figures = {k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED)} for k in first_models}
     return StudyResult(
         params,
-        models,
+        first_models,
         windows,
         selection,
         confirmation,
-        [first.per_class["class"].iloc[i] for i in primary],
+        [runs.names[i] for i in primary],
         best,
         per_window,
         best_recurrent,
@@ -486,6 +519,7 @@ def analyse(models: dict[Key, Model], params: Params) -> StudyResult:
         figures,
         {x.name: x for x in hyps},
         _power(hyps, params),
+        by_rotation,
     )
 
 

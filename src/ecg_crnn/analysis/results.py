@@ -108,8 +108,21 @@ def _read_seed(key: RunKey, evaluation: Path, models: Path) -> _Seed:
     return _Seed(metrics, resamples, predictions, per_class, history, seconds)
 
 
-def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, models: Path) -> Model:
-    read = {s: _read_seed(RunKey(arch, float(window), s), Path(evaluation), Path(models)) for s in seeds}
+def load_model(
+    arch: str,
+    window: float,
+    seeds: list[int],
+    evaluation: Path,
+    models: Path,
+    rotation: int = 0,
+    fraction=1.0,
+) -> Model:
+    read = {
+        s: _read_seed(
+            RunKey(arch, float(window), s, rotation, float(fraction)), Path(evaluation), Path(models)
+        )
+        for s in seeds
+    }
     cost_path = cost_file(arch, window, evaluation)
     cost = json.loads(cost_path.read_text()) if cost_path.is_file() else {}
     timing = [r.train_seconds for r in read.values()]
@@ -143,14 +156,19 @@ def load_model(arch: str, window: float, seeds: list[int], evaluation: Path, mod
     )
 
 
-def load_models(evaluation: Path, models: Path, params: Params) -> dict[Key, Model]:
-    """Every (architecture, window) of the configured grid, with every seed of train.seeds; a missing
-    evaluation is named."""
+def load_models(evaluation: Path, models: Path, params: Params, fraction=None) -> dict[int, dict[Key, Model]]:
+    """Every (architecture, window) of the configured grid at one share of the training data (default: the
+    largest), per rotation of the folds, with every seed of train.seeds; a missing evaluation is named."""
+    fraction = max(params.study.train_fractions) if fraction is None else fraction
     out = {
-        (arch, float(w)): load_model(arch, w, params.train.seeds, evaluation, models)
-        for w in params.study.windows
-        for arch in params.study.architectures
+        r: {
+            (arch, float(w)): load_model(arch, w, params.train.seeds, evaluation, models, r, fraction)
+            for w in params.study.windows
+            for arch in params.study.architectures
+        }
+        for r in params.segment.rotations
     }
-    if len({m.resampled[PRIMARY].shape[1] for m in out.values()}) != 1:
-        raise EcgCrnnError("evaluations used different bootstrap resamples; re-run the evaluate stages")
+    for r, ms in out.items():
+        if len({m.resampled[PRIMARY].shape[1] for m in ms.values()}) != 1:
+            raise EcgCrnnError(f"rotation {r}: evaluations used different bootstrap resamples; re-run them")
     return out

@@ -11,11 +11,38 @@ from .signals import SignalCache
 SPLITS = ("train", "val", "test")
 
 
-def assign_split(folds: pd.Series, cfg: SegmentSettings) -> pd.Series:
+def rotate(folds: list[int], rotation: int) -> list[int]:
+    """The folds shifted by `rotation` (mod 10): rotation r of the split 1-8 / 9 / 10 tests fold r (r > 0)."""
+    return [(f - 1 + rotation) % 10 + 1 for f in folds]
+
+
+def assign_split(folds: pd.Series, cfg: SegmentSettings, rotation: int = 0) -> pd.Series:
     split = pd.Series(pd.NA, index=folds.index, dtype="object")
     for name, chosen in zip(SPLITS, (cfg.train_folds, cfg.val_folds, cfg.test_folds), strict=True):
-        split[folds.isin(chosen)] = name
+        split[folds.isin(rotate(chosen, rotation))] = name
     return split
+
+
+def subset_ranks(patients: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Per training record, the smallest share of the training data whose subset holds it (in (0, 1]): the subset of
+    share f is every record with rank <= f. Nested by construction (25% inside 50% inside 100%), patient-level (a
+    patient's records share one rank) and stratified: patients are grouped by the set of classes their records
+    carry, and within each group ranked at random, so every share keeps each group's proportion (a group of one
+    patient is kept with probability f)."""
+    ids, inverse = np.unique(np.asarray(patients), return_inverse=True)
+    per_patient = np.zeros((len(ids), y.shape[1]), bool)
+    np.logical_or.at(per_patient, inverse, np.asarray(y, bool))
+    rng = np.random.default_rng(seed)
+    order, offset = rng.permutation(len(ids)), rng.random(len(ids))
+    signature = [per_patient[i].tobytes() for i in range(len(ids))]
+    groups: dict[bytes, list[int]] = {}
+    for i in order:  # random order within each group
+        groups.setdefault(signature[i], []).append(int(i))
+    rank = np.empty(len(ids))
+    for members in groups.values():
+        n = len(members)
+        rank[members] = (np.arange(n) + offset[members]) / n
+    return rank[inverse]
 
 
 def fit_standardization(

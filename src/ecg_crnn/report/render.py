@@ -90,8 +90,8 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         "",
         "For each primary hypothesis: its level (its first share of alpha), the power to detect a true difference "
         "of the margin, the smallest difference found with 80% power, and how many seeds per model (or test "
-        "folds, with `segment.rotations`) would resolve the margin, sized from an 80% upper confidence bound on "
-        "the seed variance.",
+        "folds at this run's seeds, with `segment.rotations`) would resolve the margin, sized from an 80% upper "
+        "confidence bound on the seed variance (`ecg-crnn power` does the same for another target).",
         "",
         table_md(power_table(st)),
         "",

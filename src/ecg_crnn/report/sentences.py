@@ -110,6 +110,13 @@ def _recipe_lines(st: StudyResult) -> list[str]:
 def _design_lines(st: StudyResult) -> list[str]:
     p, h = st.params, st.params.study.hypotheses
     separate = st.selection != st.confirmation
+    m0 = next(iter(st.models.values()))
+    scored = np.isfinite(m0.class_auroc[0]).all(axis=0)
+    untestable = [
+        c
+        for c, n, ok in zip(m0.per_class["class"], m0.minority_patients, scored, strict=True)
+        if ok and n < 2
+    ]
     choice = (
         f"every choice (the best model, the best recurrent model per window, the order of label families) is "
         f"made on the validation fold of the selection seeds ({seeds_text(st.selection)}) and confirmed on the "
@@ -126,10 +133,21 @@ def _design_lines(st: StudyResult) -> list[str]:
         f"error rate at alpha = {p.study.alpha:g} over everything this report claims: the primary questions share "
         f"{h.primary_share:.0%} of alpha, the secondary ones the rest in their order, and a question whose "
         "hypotheses are all established passes its share on.",
-        f"- **Primary endpoint**: macro-AUROC over the {len(st.primary_classes)} classes with at least "
-        f"{h.primary_classes} test patients on each side ({primary}): a rare class's AUROC rests on a handful of "
-        "patients and would swamp every contrast. The macro-AUROC over every scored class, the figure published "
-        "work reports, stands beside it.",
+        (
+            f"- **Primary endpoint**: macro-AUROC over the {len(st.primary_classes)} classes with at least "
+            f"{h.primary_classes} test patients on each side ({primary}): a rare class's AUROC rests on a handful "
+            "of patients and would swamp every contrast."
+            if not _fallback(st)
+            else f"- **Primary endpoint**: fewer than two classes have {h.primary_classes} test patients on each "
+            f"side, so it falls back to the macro-AUROC over every class with at least 2 ({primary})."
+        )
+        + " The macro-AUROC over every scored class, the figure published work reports, stands beside it."
+        + (
+            f" Classes with a single test patient on one side have no interval and are left out of the tests: "
+            f"{', '.join(untestable)}."
+            if untestable
+            else ""
+        ),
         f"- **Seeds**: {choice}; contrasts fixed in advance (the reference's depth, one architecture's context) "
         "use every seed.",
         "- **Statistics**: a model's figure is the mean over its seeds; its 95% interval and every contrast's "
@@ -204,7 +222,7 @@ def warnings(st: StudyResult, info: RunInfo) -> list[str]:
         out.append(
             "Choices reuse the seeds that confirm them (study.selection_seeds: 0): chosen models look better."
         )
-    if len(st.primary_classes) < 2 or p.study.hypotheses.primary_classes > 0 and _fallback(st):
+    if _fallback(st):
         out.append(
             f"Fewer than two classes have {p.study.hypotheses.primary_classes} test patients on each side: the "
             "primary endpoint falls back to every scored class."

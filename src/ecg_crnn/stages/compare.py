@@ -13,7 +13,7 @@ import pandas as pd
 from ..analysis.compare import analyse
 from ..analysis.results import load_models
 from ..config import Params
-from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, SEGMENTED
+from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, SEGMENTED, rotation_dir
 from ..report.render import write_report
 from ..report.sentences import RunInfo
 
@@ -31,7 +31,7 @@ class Paths:
 
 
 def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
-    split = pd.read_csv(Path(segmented) / "split.csv")
+    split = pd.read_csv(rotation_dir(segmented, params.segment.rotations[0]) / "split.csv")
     classes = json.loads((Path(filtered) / "classes.json").read_text())
     return RunInfo(
         source=params.download.source,

@@ -14,7 +14,7 @@ import pandas as pd
 from ..atomic import atomic_dir, write_json
 from ..config import Params
 from ..drift import compare_folds, comparisons, drift_metrics, drift_table, fold_summary, index_html
-from ..layout import FILTERED, RAW, REPORTS, SEGMENTED
+from ..layout import FILTERED, RAW, REPORTS, SEGMENTED, rotation_dir
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Paths:
 def run(params: Params, paths: Paths = Paths(), workers: int | None = None) -> dict:
     cfg = params.drift
     table, numeric, categorical = drift_table(paths.raw, paths.filtered)
-    split = pd.read_csv(Path(paths.segmented) / "split.csv")
+    split = pd.read_csv(rotation_dir(paths.segmented, params.segment.rotations[0]) / "split.csv")
     folds = {
         name: sorted(split.loc[split["split"] == name, "strat_fold"].unique().tolist())
         for name in ("train", "val", "test")

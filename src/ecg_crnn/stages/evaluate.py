@@ -1,5 +1,5 @@
 """The evaluate stage: one trained run's thresholds (tuned on the validation fold), its test figures and their
-patient resamples, into evaluation/WINDOWs/ARCH/seedSEED.
+patient resamples, into evaluation/WINDOWs/ARCH/fracF/rotR/seedS.
 
 Outputs: metrics.json, thresholds.json, per_class.csv, resamples.npz (every tested figure under each shared
 patient resample, and per-class AUROC), predictions.npz (the validation and test folds' scores).
@@ -25,6 +25,7 @@ from ..layout import (
     MODEL_FILE,
     SEGMENTED,
     RunKey,
+    bootstrap_file,
     evaluation_dir,
     model_dir,
     window_name,
@@ -36,9 +37,9 @@ from ..metrics import TESTED
 class Paths:
     filtered: Path = FILTERED
     segmented: Path = SEGMENTED
-    model: Path | None = None  # default: models/WINDOWs/ARCH/seedSEED/model.pt
-    bootstrap: Path = BOOTSTRAP
-    out: Path | None = None  # default: evaluation/WINDOWs/ARCH/seedSEED
+    model: Path | None = None  # default: models/WINDOWs/ARCH/fracF/rotR/seedS/model.pt
+    bootstrap: Path = BOOTSTRAP  # the bootstrap stage's folder: one file per rotation
+    out: Path | None = None  # default: evaluation/WINDOWs/ARCH/fracF/rotR/seedS
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -50,19 +51,25 @@ def run(params: Params, key: RunKey, paths: Paths = Paths()) -> dict:
     model_path = Path(paths.model or model_dir(key) / MODEL_FILE)
     out_dir = Path(paths.out or evaluation_dir(key))
     checkpoint = load_model_file(model_path)
-    expected = (key.arch, float(key.window), key.seed)
-    found = (checkpoint["arch"], checkpoint["window_s"], checkpoint["seed"])
+    expected = (key.arch, float(key.window), key.seed, key.rotation, float(key.fraction))
+    found = tuple(checkpoint.get(k) for k in ("arch", "window_s", "seed", "rotation", "fraction"))
     if found != expected:
-        raise EcgCrnnError(f"{model_path}: holds {found}, not (arch, window, seed) {expected}")
-    data = load_study_data(paths.filtered, paths.segmented, key.window, splits=("val", "test"))
+        raise EcgCrnnError(
+            f"{model_path}: holds {found}, not (arch, window, seed, rotation, fraction) {expected}"
+        )
+    data = load_study_data(paths.filtered, paths.segmented, key.window, ("val", "test"), key.rotation)
     if checkpoint["classes"] != data.classes:
         raise EcgCrnnError(
             f"{model_path}: trained on other classes than {paths.filtered} holds; re-run the train stage"
         )
-    boot = np.load(paths.bootstrap)
+    boot_file = bootstrap_file(paths.bootstrap, key.rotation)
+    try:
+        boot = np.load(boot_file)
+    except FileNotFoundError:
+        raise EcgCrnnError(f"{boot_file}: not found (run the bootstrap stage first)") from None
     if not np.array_equal(boot["ecg_id"], data.splits["test"].ecg_ids):
         raise EcgCrnnError(
-            f"{paths.bootstrap}: drawn for another test fold ({len(boot['ecg_id'])} records, this one has "
+            f"{boot_file}: drawn for another test fold ({len(boot['ecg_id'])} records, this one has "
             f"{len(data.splits['test'].ecg_ids)}); re-run the bootstrap stage"
         )
     result = evaluate_model(checkpoint, data, boot["weights"], params.evaluate, params.train.device)
@@ -95,7 +102,7 @@ def run(params: Params, key: RunKey, paths: Paths = Paths()) -> dict:
     )
     m = result.metrics
     print(
-        f"evaluate {key.arch} {window_name(key.window)} seed {key.seed}: test macro-AUROC {m['macro_auroc']:.4f}, "
+        f"evaluate {key.arch} {window_name(key.window)} {key.run}: test macro-AUROC {m['macro_auroc']:.4f}, "
         f"micro-F1 {m['micro_f1']:.4f} (validation macro-AUROC {m['val_macro_auroc']:.4f})",
         file=sys.stderr,
     )

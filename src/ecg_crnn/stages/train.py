@@ -1,4 +1,5 @@
-"""The train stage: one (architecture, window, seed) trained, resumable, into models/WINDOWs/ARCH/seedSEED.
+"""The train stage: one run (architecture, window, share of the training data, rotation of the folds, seed) trained,
+resumable, into models/WINDOWs/ARCH/fracF/rotR/seedS.
 
 Writes model.pt (the best validation epoch's weights with everything inference needs; see artifact.py),
 history.csv (the curves: one row per epoch) and timing.json (seconds per epoch: the one output that is not
@@ -41,7 +42,7 @@ def default_resume_dir(out_dir: Path) -> Path:
 class Paths:
     filtered: Path = FILTERED
     segmented: Path = SEGMENTED
-    out: Path | None = None  # default: models/WINDOWs/ARCH/seedSEED
+    out: Path | None = None  # default: models/WINDOWs/ARCH/fracF/rotR/seedS
     resume: Path | None = None  # default: default_resume_dir(out)
 
 
@@ -62,7 +63,9 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
         )
     out_dir = Path(paths.out or model_dir(key))
     resume_dir = Path(paths.resume or default_resume_dir(out_dir))
-    data = load_study_data(paths.filtered, paths.segmented, key.window, splits=("train", "val"))
+    data = load_study_data(
+        paths.filtered, paths.segmented, key.window, ("train", "val"), key.rotation, key.fraction
+    )
     resume_dir.mkdir(parents=True, exist_ok=True)
     result = train(
         key.arch,
@@ -74,7 +77,7 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
         on_epoch=on_epoch,
         progress=progress,
     )
-    save_torch(out_dir / MODEL_FILE, model_payload(key.arch, key.window, data, params, result))
+    save_torch(out_dir / MODEL_FILE, model_payload(key, data, params, result))
     write_text(out_dir / "history.csv", history_csv(result.history))
     write_json(
         out_dir / "timing.json",
@@ -86,7 +89,7 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
     )
     shutil.rmtree(resume_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     print(
-        f"train {key.arch} {window_name(key.window)} seed {key.seed}: best validation macro-AUROC "
+        f"train {key.arch} {window_name(key.window)} {key.run}: best validation macro-AUROC "
         f"{result.best_val_macro_auroc:.4f} at epoch {result.best_epoch} of {len(result.history)}, "
         f"{result.train_seconds:.0f} s -> {out_dir}",
         file=sys.stderr,
