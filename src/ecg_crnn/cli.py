@@ -1,5 +1,7 @@
-"""`ecg-crnn`: one subcommand per pipeline stage (each a call of its stages/ module's `run`), plus synth, predict,
-export and publish.
+"""ecg-crnn: the pipeline's stages, and synth, predict, export, power and publish.
+
+One subcommand per pipeline stage (each a call of its stages/ module's `run`), plus synth, predict, export, power
+and publish.
 
 dvc.yaml runs these commands; tests and Prefect flows call the same stage functions directly. Stage modules are
 imported only by the subcommand that runs them, so a stage's run imports exactly what its dvc.yaml entry lists.
@@ -60,6 +62,15 @@ def _evaluate(args) -> None:
     evaluate.run(load_params(args.params), _key(args), paths)
 
 
+def _robustness(args) -> None:
+    from .stages import robustness
+
+    paths = robustness.Paths(
+        args.filtered, args.segmented, args.models, args.evaluation, args.bootstrap, args.out
+    )
+    robustness.run(load_params(args.params), _key(args), paths)
+
+
 def _cost(args) -> None:
     from .stages import cost
 
@@ -80,6 +91,7 @@ def _compare(args) -> None:
         args.metrics,
         args.drift,
         args.prediction_drift,
+        args.robustness,
     )
     compare.run(load_params(args.params), paths)
 
@@ -274,7 +286,7 @@ COMMANDS = [
             *_RUN,
             _DATA["filtered"],
             _DATA["segmented"],
-            _path("--out", None, "output directory (default: models/WINDOWs/ARCH/seedSEED)"),
+            _path("--out", None, "output directory (default: models/WINDOWs/ARCH/fracF/rotR/seedS)"),
             _path(
                 "--resume-dir",
                 None,
@@ -300,9 +312,23 @@ COMMANDS = [
             *_RUN,
             _DATA["filtered"],
             _DATA["segmented"],
-            _path("--model", None, "model file (default: models/WINDOWs/ARCH/seedSEED/model.pt)"),
+            _path("--model", None, "model file (default: models/WINDOWs/ARCH/fracF/rotR/seedS/model.pt)"),
             _path("--bootstrap", layout.BOOTSTRAP, "patient resamples"),
-            _path("--out", None, "output directory (default: evaluation/WINDOWs/ARCH/seedSEED)"),
+            _path("--out", None, "output directory (default: evaluation/WINDOWs/ARCH/fracF/rotR/seedS)"),
+        ],
+    ),
+    (
+        "robustness",
+        "one trained run scored on the test fold under every corruption of params.yaml",
+        _robustness,
+        [
+            *_RUN,
+            _DATA["filtered"],
+            _DATA["segmented"],
+            _path("--models", layout.MODELS, "the train stages' outputs"),
+            _path("--evaluation", layout.EVALUATION, "the evaluate stages' outputs (thresholds)"),
+            _path("--bootstrap", layout.BOOTSTRAP, "patient resamples (one file per rotation)"),
+            _path("--out", None, "output directory (default: robustness/WINDOWs/ARCH/fracF/rotR/seedS)"),
         ],
     ),
     (
@@ -334,6 +360,7 @@ COMMANDS = [
                 layout.REPORTS / "drift_predictions",
                 "the prediction drift report, linked if present",
             ),
+            _path("--robustness", layout.ROBUSTNESS, "the robustness stages' outputs, reported if present"),
         ],
     ),
     (
@@ -356,6 +383,24 @@ COMMANDS = [
             *_CHOSEN_RUN,
             _path("--models", layout.MODELS, "the train stages' outputs"),
             _path("--out", None, "output file (default: beside model.pt, model.onnx)"),
+        ],
+    ),
+    (
+        "power",
+        "size a study from a finished (pilot) run: power, and the seeds or folds a target needs",
+        _power,
+        [
+            _path("--evaluation", layout.EVALUATION, "the evaluate stages' outputs"),
+            _path("--models", layout.MODELS, "the train stages' outputs"),
+            (
+                ["--target"],
+                {"type": float, "help": "the difference to resolve (default: each hypothesis's margin)"},
+            ),
+            (
+                ["--confidence"],
+                {"type": float, "default": 0.8, "help": "upper confidence bound on the seed variance"},
+            ),
+            (["--json"], {"action": "store_true", "help": "print JSON"}),
         ],
     ),
     (

@@ -108,6 +108,7 @@ QUESTIONS = (
     "label_families",
     "adequacy",
     "classes",
+    "robustness",
 )
 
 
@@ -120,6 +121,7 @@ class Hypotheses(Section):
         "label_families",
         "adequacy",
         "classes",
+        "robustness",
     ]
     primary_share: Annotated[float, Field(gt=0, le=1)] = 0.8
     primary_classes: NonNegative = 20
@@ -222,6 +224,26 @@ class DriftSettings(Section):
     top: Positive = 10
 
 
+class RobustnessSettings(Section):
+    seed: NonNegative = 0
+    noise_source: str | None = None
+    snr_per: Literal["lead", "record"] = "lead"
+    # name -> severities; the names and what a severity may be are checked when the robustness stage starts
+    corruptions: dict[str, list[float]] = {
+        "gaussian": [24.0, 12.0, 6.0],
+        "baseline_wander": [24.0, 12.0, 6.0],
+        "electrode_motion": [24.0, 12.0, 6.0],
+        "muscle": [24.0, 12.0, 6.0],
+        "powerline50": [24.0, 12.0, 6.0],
+        "powerline60": [24.0, 12.0, 6.0],
+        "lead_loss_random": [1.0, 3.0, 6.0],
+        "limb_leads_only": [1.0],
+        "lead_I_only": [1.0],
+        "gain": [0.5, 2.0],
+        "time_shift": [0.1, 0.5],
+    }
+
+
 class StorageSettings(Section):
     publish_url: str | None = None
     endpoint_url: str | None = None
@@ -306,6 +328,7 @@ class Params(Section):
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     drift: DriftSettings = DriftSettings()
+    robustness: RobustnessSettings = RobustnessSettings()
     storage: StorageSettings = StorageSettings()
     search: SearchSettings = SearchSettings()
     grid: GridSettings = GridSettings()

@@ -21,6 +21,7 @@ FILTERED = Path("data/filtered")
 SEGMENTED = Path("data/segmented")
 MODELS = Path("models")
 EVALUATION = Path("evaluation")
+ROBUSTNESS = Path("robustness")
 BOOTSTRAP = EVALUATION / "bootstrap"
 REPORTS = Path("reports")
 MODEL_FILE = "model.pt"
@@ -82,6 +83,10 @@ def model_dir(key: RunKey, root: Path = MODELS) -> Path:
 
 
 def evaluation_dir(key: RunKey, root: Path = EVALUATION) -> Path:
+    return window_folder(root, key.window) / key.arch / key.run
+
+
+def robustness_dir(key: RunKey, root: Path = ROBUSTNESS) -> Path:
     return window_folder(root, key.window) / key.arch / key.run
 
 

@@ -165,6 +165,8 @@ class _Runs:
         if figure.startswith("family:"):
             fam = figure[7:]
             return [i for i in self.scored if str(self.first.per_class["family"].iloc[i]) == fam]
+        if figure.startswith(ROBUST):  # robustness figures are on the primary endpoint's classes
+            return self.primary
         return None
 
     def get(self, key: Key, figure: str, seeds: tuple[int, ...], rotation: int) -> SeedRuns:
@@ -173,7 +175,9 @@ class _Runs:
             m, idx = self.by_rotation[rotation][key], self.classes(figure)
             order = [m.seeds.index(s) for s in seeds]
             val = m.runs["val_macro_auroc"].to_numpy(float)[order]
-            if idx is None:
+            if figure.startswith(ROBUST):
+                points, resamples = _robust(m, figure, order, idx)
+            elif idx is None:
                 points, resamples = m.runs[figure].to_numpy(float)[order], m.resampled[figure][order]
             else:
                 auprc = figure == "macro_auprc"
@@ -189,11 +193,30 @@ class _Runs:
 
     def estimate(self, terms, figure: str, seeds: tuple[int, ...]) -> Estimate:
         """sum w * figure over `terms` [(w, key)], on `seeds`, pooled over the rotations."""
+        bounds = (-1.0, 1.0) if figure.startswith("drop:") else (0.0, 1.0)
         per_rotation = [
-            estimate([(w, self.get(k, figure, seeds, r)) for w, k in terms], self.minority(figure, r))
+            estimate([(w, self.get(k, figure, seeds, r)) for w, k in terms], self.minority(figure, r), bounds)
             for r in self.by_rotation
         ]
         return pool_folds(per_rotation)
+
+
+ROBUST = ("curve:", "drop:")  # figures of the robustness stage: "curve:gaussian", "drop:gaussian"
+
+
+def _robust(m: Model, figure: str, order: list[int], idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """A corruption's robustness figure per seed and resample on the given classes: "curve": the mean per-class AUROC
+    over its severities (the area under its robustness curve, per severity step); "drop": that minus the clean
+    per-class AUROC (how much the corruption costs; negative is a loss)."""
+    kind, corruption = figure.split(":", 1)
+    rob = m.robustness
+    conds = rob.conditions_of(corruption)
+    points = np.mean([rob.seed_class_auroc[c][np.ix_(order, idx)] for c in conds], axis=0)
+    resamples = np.mean([rob.class_auroc[c][order][:, :, idx] for c in conds], axis=0)
+    if kind == "drop":
+        points = points - m.seed_class_auroc[np.ix_(order, idx)]
+        resamples = resamples - m.class_auroc[order][:, :, idx]
+    return points, resamples
 
 
 def primary_classes(models: list[Model], at_least: int) -> list[int]:
@@ -275,6 +298,8 @@ class _Builder:
             return m.macro_auroc
         if figure.startswith("class:"):
             return m.class_auroc
+        if figure.startswith(ROBUST):
+            return m.macro_auroc
         return getattr(m, figure)
 
     def add(self, name, group, figure, terms, seeds_kind, tests, a, b) -> Hypothesis:
@@ -375,6 +400,47 @@ def _per_label(b: _Builder, models, st, group: str) -> None:
             )
 
 
+def _robustness(b: _Builder, models, st) -> None:
+    """Does recurrence, or depth, change what each corruption costs? Per window and corruption: the drop of the best
+    recurrent model against the CNN's (confirmation seeds), and of the reference's deepest stack against one layer
+    (every seed)."""
+    if any(m.robustness is None for m in models.values()):
+        return
+    ref = get_architecture(b.params.study.reference)
+    corruptions = next(iter(models.values())).robustness.corruptions
+    for w in st["windows"]:
+        rec = st["best_recurrent"].get(w)
+        stack = sorted(
+            (m for k, m in models.items() if k[1] == w and m.rnn_type == ref.rnn_type), key=lambda m: m.depth
+        )
+        for c in corruptions:
+            fig = f"drop:{c}"
+            if rec is not None and ("cnn", w) in models:
+                terms = [(1.0, rec), (-1.0, ("cnn", w))]
+                b.add(
+                    f"robustness/{w:g}/{c}/recurrence",
+                    "robustness",
+                    fig,
+                    terms,
+                    "confirmation",
+                    DIFF_EQUIV,
+                    _name(rec),
+                    _name(("cnn", w)),
+                )
+            if len(stack) >= 2 and stack[0].depth == 1:
+                terms = [(1.0, stack[-1].key), (-1.0, stack[0].key)]
+                b.add(
+                    f"robustness/{w:g}/{c}/depth",
+                    "robustness",
+                    fig,
+                    terms,
+                    "all",
+                    DIFF_EQUIV,
+                    stack[-1].name,
+                    stack[0].name,
+                )
+
+
 def _adequacy(b: _Builder, models, st) -> None:
     """Every model against the best: is it non-inferior within the margin? (the smallest such model is named)."""
     for key in models:
@@ -410,6 +476,8 @@ def _state(question: str, b: _Builder, models, st) -> None:
         _per_label(b, models, st, question)
     elif question == "adequacy":
         _adequacy(b, models, st)
+    elif question == "robustness":
+        _robustness(b, models, st)
 
 
 # ---- multiplicity and power ------------------------------------------------------------------------------
@@ -471,6 +539,14 @@ def _power(hyps: list[Hypothesis], params: Params) -> list[PowerRow]:
     return rows
 
 
+def _robust_figures(m: Model) -> list[str]:
+    return (
+        []
+        if m.robustness is None
+        else [f"{k}:{c}" for c in m.robustness.corruptions for k in ("curve", "drop")]
+    )
+
+
 def _figure(runs: _Runs, key: Key, figure: str, seeds: tuple[int, ...]) -> ModelFigure:
     est = runs.estimate([(1.0, key)], figure, seeds)
     sds = [runs.get(key, figure, seeds, r).figure().std(ddof=1) for r in runs.by_rotation]
@@ -503,7 +579,10 @@ def analyse(models, params: Params) -> StudyResult:
         _state(question, builder, first_models, st)
     hyps = _tested(builder.out, params)
     seeds = tuple(params.train.seeds)
-    figures = {k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED)} for k in first_models}
+    figures = {
+        k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED, *_robust_figures(m))}
+        for k, m in first_models.items()
+    }
     return StudyResult(
         params,
         first_models,

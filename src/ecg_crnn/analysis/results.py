@@ -11,12 +11,55 @@ import pandas as pd
 
 from ..config import Params
 from ..errors import EcgCrnnError
-from ..layout import RunKey, cost_file, evaluation_dir, model_dir
+from ..layout import RunKey, cost_file, evaluation_dir, model_dir, robustness_dir
 from ..metrics import TESTED, auroc_per_class
 from ..registry import get_architecture
 
 PRIMARY = "macro_auroc"
 Key = tuple[str, float]  # (architecture, window in seconds)
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """One model's robustness stage outputs, all seeds: per condition (e.g. gaussian_12) its corruption, severity,
+    noise source, each seed's per-class test AUROC (seeds, classes) and its patient resamples (seeds, B, classes)."""
+
+    corruption: dict[str, str]
+    severity: dict[str, float]
+    source: dict[str, str]
+    seed_class_auroc: dict[str, np.ndarray]
+    class_auroc: dict[str, np.ndarray]
+
+    def conditions_of(self, corruption: str) -> list[str]:
+        return [c for c, name in self.corruption.items() if name == corruption]
+
+    @property
+    def corruptions(self) -> list[str]:
+        return list(dict.fromkeys(self.corruption.values()))
+
+
+def load_robustness(root: Path, keys: list[RunKey]) -> Robustness | None:
+    """The robustness outputs of a model's runs (one per seed), or None when the stage has not run for them."""
+    folders = [robustness_dir(k, root) for k in keys]
+    if not all((f / "figures.json").is_file() for f in folders):
+        return None
+    figures = [json.loads((f / "figures.json").read_text())["conditions"] for f in folders]
+    resamples = []
+    for f in folders:
+        with np.load(f / "resamples.npz") as npz:
+            resamples.append({k: npz[k] for k in npz.files})
+    first = figures[0]
+    class_points = {
+        c: np.array([[np.nan if v is None else v for v in fig[c]["class_auroc"]] for fig in figures])
+        for c in first
+    }
+    return Robustness(
+        {c: v["corruption"] for c, v in first.items()},
+        {c: float(v["severity"]) for c, v in first.items()},
+        {c: v["source"] for c, v in first.items()},
+        class_points,
+        {c: np.stack([r[c] for r in resamples]) for c in first},
+    )
 
 
 @dataclass
@@ -36,6 +79,7 @@ class Model:
     test_p: dict[int, np.ndarray] = field(repr=False, default_factory=dict)
     class_auprc: np.ndarray | None = field(repr=False, default=None)  # (seeds, resamples, classes)
     seed_class_auprc: np.ndarray | None = field(repr=False, default=None)  # (seeds, classes)
+    robustness: Robustness | None = field(repr=False, default=None)  # the robustness stage's outputs
 
     @property
     def key(self) -> Key:
@@ -116,7 +160,9 @@ def load_model(
     models: Path,
     rotation: int = 0,
     fraction=1.0,
+    robustness: Path | None = None,
 ) -> Model:
+    keys = [RunKey(arch, float(window), s, rotation, float(fraction)) for s in seeds]
     read = {
         s: _read_seed(
             RunKey(arch, float(window), s, rotation, float(fraction)), Path(evaluation), Path(models)
@@ -153,16 +199,22 @@ def load_model(
         {s: r.predictions["test_p"] for s, r in read.items()},
         np.stack([r.resamples["class_auprc"] for r in read.values()]),
         np.stack([r.per_class["auprc"].to_numpy(float) for r in read.values()]),
+        load_robustness(robustness, keys) if robustness is not None else None,
     )
 
 
-def load_models(evaluation: Path, models: Path, params: Params, fraction=None) -> dict[int, dict[Key, Model]]:
+def load_models(
+    evaluation: Path, models: Path, params: Params, fraction=None, robustness: Path | None = None
+) -> dict[int, dict[Key, Model]]:
     """Every (architecture, window) of the configured grid at one share of the training data (default: the
-    largest), per rotation of the folds, with every seed of train.seeds; a missing evaluation is named."""
+    largest), per rotation of the folds, with every seed of train.seeds (and the robustness stage's outputs, when
+    `robustness` is given and they are there); a missing evaluation is named."""
     fraction = max(params.study.train_fractions) if fraction is None else fraction
     out = {
         r: {
-            (arch, float(w)): load_model(arch, w, params.train.seeds, evaluation, models, r, fraction)
+            (arch, float(w)): load_model(
+                arch, w, params.train.seeds, evaluation, models, r, fraction, robustness
+            )
             for w in params.study.windows
             for arch in params.study.architectures
         }

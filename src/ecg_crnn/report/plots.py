@@ -268,6 +268,59 @@ def plot_schedule(st: StudyResult, path: Path) -> None:
     _save(fig, path)
 
 
+def plot_robustness(st: StudyResult, path: Path) -> None:
+    """Robustness curves: the primary macro-AUROC (mean of seeds) against each corruption's severity, per
+    architecture (colour: recurrent type; line style: window), the clean figure at the start of each curve."""
+    from .robustness import corruptions
+
+    names = corruptions(st)
+    cols = min(4, len(names))
+    rows_n = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.6 * cols, 2.9 * rows_n), squeeze=False, sharey=True)
+    idx = [list(next(iter(st.models.values())).per_class["class"]).index(c) for c in st.primary_classes]
+    for ax, c in zip(axes.flat, names, strict=False):
+        for m in st.models.values():
+            rob = m.robustness
+            conds = rob.conditions_of(c)
+            sev = [rob.severity[k] for k in conds]
+            ys = [float(np.nanmean(rob.seed_class_auroc[k][:, idx])) for k in conds]
+            style = WINDOW_STYLES[st.windows.index(m.window) % len(WINDOW_STYLES)]
+            clean = float(np.nanmean(m.seed_class_auroc[:, idx]))
+            order = np.argsort(sev) if c in ("gain",) else np.arange(len(sev))
+            ax.plot(
+                ["clean", *[f"{sev[i]:g}" for i in order]],
+                [clean, *[ys[i] for i in order]],
+                style,
+                marker="o",
+                ms=3,
+                color=COLORS[m.rnn_type],
+                alpha=0.8,
+            )
+        ax.set_title(c, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    present = {m.rnn_type for m in st.models.values()}
+    handles = [plt.Line2D([], [], color=COLORS[t], label=LABELS[t]) for t in TYPES if t in present]
+    handles += [
+        plt.Line2D([], [], color="k", ls=WINDOW_STYLES[i], label=f"{w:g} s") for i, w in enumerate(st.windows)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(
+        "Robustness: primary macro-AUROC under each corruption (severity: SNR in dB, leads, factor, s)"
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plots_for(st: StudyResult) -> dict:
+    """The plots this run can draw: the robustness curves only when the robustness stage ran."""
+    have = next(iter(st.models.values())).robustness is not None
+    return {**PLOTS, **({"robustness": plot_robustness} if have else {})}
+
+
 PLOTS = {
     "depth": plot_depth,
     "context": plot_context,

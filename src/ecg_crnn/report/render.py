@@ -15,8 +15,9 @@ from ..analysis.compare import StudyResult
 from ..analysis.results import PRIMARY
 from ..atomic import atomic_dir, write_json
 from .format import plural
-from .plots import PLOTS
+from .plots import plots_for
 from .published import PUBLISHED_SOURCE, published_mismatch, published_rows
+from .robustness import corruptions, noise_sources, robustness_lines, robustness_table
 from .sentences import RunInfo, answer, header, warnings
 from .tables import family_table, headline_metrics, hypotheses_table, power_table, study_table, summary
 
@@ -74,6 +75,24 @@ def render_html(markdown: str, images: dict[str, Path]) -> str:
     )
 
 
+def robustness_section(st: StudyResult) -> list[str]:
+    if not corruptions(st):
+        return []
+    return [
+        "## Robustness",
+        "",
+        f"Every model scored on the test fold under each corruption of params.yaml's `robustness` section, the same "
+        f"corrupted records for every model (paired). Noise: {noise_sources(st)}. Drop: the primary macro-AUROC "
+        "under the corruption (mean over its severities) minus the clean one, mean of all seeds [95% CI]; the "
+        "robustness curves per severity are in the plots.",
+        "",
+        *robustness_lines(st),
+        "",
+        table_md(robustness_table(st)),
+        "",
+    ]
+
+
 def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
     """report.md: what it rests on, caveats, the answer, the tables, the plots, drift."""
     caveats = warnings(st, info)
@@ -118,9 +137,10 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         "",
         table_md(family_table(st)),
         "",
+        *robustness_section(st),
         "## Plots",
         "",
-        *[f"![{name}](plots/{name}.png)" for name in PLOTS],
+        *[f"![{name}](plots/{name}.png)" for name in plots_for(st)],
         "",
         f"Every hypothesis with its contrast, tests, p-values, share of alpha, level reached and verdict: "
         f"`tests.csv` ({plural(len(st.hypotheses), 'hypothesis', 'hypotheses')}).",
@@ -143,14 +163,15 @@ def write_report(
     result = summary(st)
     with atomic_dir(out_dir) as tmp:
         (tmp / "plots").mkdir()
-        for name, fn in PLOTS.items():
+        plots = plots_for(st)
+        for name, fn in plots.items():
             fn(st, tmp / "plots" / f"{name}.png")
         study_table(st).to_csv(tmp / "study.csv", index=False)
         hypotheses_table(st).to_csv(tmp / "tests.csv", index=False)
         power_table(st).to_csv(tmp / "power.csv", index=False)
         family_table(st).to_csv(tmp / "family_gains.csv", index=False)
         (tmp / "report.md").write_text(text)
-        (tmp / "report.html").write_text(render_html(text, {n: tmp / "plots" / f"{n}.png" for n in PLOTS}))
+        (tmp / "report.html").write_text(render_html(text, {n: tmp / "plots" / f"{n}.png" for n in plots}))
         (tmp / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     if metrics_path is not None:
         write_json(metrics_path, headline_metrics(st))

@@ -30,6 +30,7 @@ QUESTIONS = {
     "label_families": "where recurrence helps, per label family",
     "adequacy": "which models are non-inferior to the best (the smallest adequate model)",
     "classes": "where recurrence helps, per class",
+    "robustness": "does recurrence, or depth, change what each corruption costs",
 }
 
 

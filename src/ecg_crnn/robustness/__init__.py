@@ -19,7 +19,7 @@ from .noise import SyntheticNoise
 from .nstdb import FILES as NSTDB_FILES
 from .nstdb import MAX_BYTES as NSTDB_MAX_BYTES
 from .nstdb import NstdbNoise
-from .plan import DEFAULT_PARAMS, PARAMS_YAML, Condition, RobustnessPlan, describe, parse_plan
+from .plan import DEFAULT_PARAMS, Condition, RobustnessPlan, describe, parse_plan
 from .registry import REGISTRY, Corrupted, Corruption, corrupt, zero_lost_leads
 from .sources import open_noise_source
 
@@ -27,7 +27,6 @@ __all__ = [
     "DEFAULT_PARAMS",
     "NSTDB_FILES",
     "NSTDB_MAX_BYTES",
-    "PARAMS_YAML",
     "REGISTRY",
     "Condition",
     "Corrupted",

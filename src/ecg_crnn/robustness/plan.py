@@ -1,7 +1,5 @@
-"""The robustness configuration: the params.yaml section, its defaults, and the conditions it names.
-
-`PARAMS_YAML` is the section to paste into params.yaml; `DEFAULT_PARAMS` is the same, parsed. A section
-given in params.yaml replaces the defaults key by key (a `corruptions` mapping given there is the whole
+"""The robustness configuration: params.yaml's `robustness` section (config.RobustnessSettings holds its
+defaults), checked, and the conditions it names. A section given in params.yaml replaces the defaults key by key (a `corruptions` mapping given there is the whole
 list of conditions, so a study can run a subset). Every condition is one (corruption, severity) pair,
 applied alone to the clean test fold.
 
@@ -20,32 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ..config import RobustnessSettings
 from ..errors import EcgCrnnError
 from .registry import REGISTRY, check_severity
 from .snr import SCOPES
 
-PARAMS_YAML = """\
-robustness:
-  seed: 0                       # the corruptions' random streams, with each record's ecg_id
-  noise_source: null            # null: synthetic bw/em/ma noise; or a directory with nstdb's bw, em, ma
-                                # records (https://physionet.org/files/nstdb/1.0.0/), e.g. data/raw/nstdb
-  snr_per: lead                 # lead: every lead at the asked SNR | record: one factor per record
-  corruptions:                  # name: severities, each a condition on the clean test fold
-    gaussian: [24, 12, 6]               # SNR in dB per lead
-    baseline_wander: [24, 12, 6]        # SNR in dB per lead
-    electrode_motion: [24, 12, 6]       # SNR in dB per lead
-    muscle: [24, 12, 6]                 # SNR in dB per lead
-    powerline50: [24, 12, 6]            # SNR in dB at the electrodes (removed by the chain at 100 Hz)
-    powerline60: [24, 12, 6]            # SNR in dB at the electrodes (removed by the chain at 100 Hz)
-    lead_loss_random: [1, 3, 6]         # leads lost per record
-    limb_leads_only: [1]                # the six chest leads lost
-    lead_I_only: [1]                    # every lead but I lost
-    gain: [0.5, 2.0]                    # factor on every lead
-    time_shift: [0.1, 0.5]              # seconds, circular, random direction
-"""
-DEFAULT_PARAMS: dict = yaml.safe_load(PARAMS_YAML)["robustness"]
+# the defaults, written once in config.py (and documented in params.yaml)
+DEFAULT_PARAMS: dict = RobustnessSettings().model_dump()
 KEYS = tuple(DEFAULT_PARAMS)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from ..analysis.compare import analyse
 from ..analysis.results import load_models
 from ..config import Params
-from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, SEGMENTED, rotation_dir
+from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, ROBUSTNESS, SEGMENTED, rotation_dir
 from ..report.render import write_report
 from ..report.sentences import RunInfo
 
@@ -28,6 +28,7 @@ class Paths:
     metrics: Path = REPORTS / "study.json"
     drift: Path | None = REPORTS / "drift"  # linked when present
     prediction_drift: Path | None = REPORTS / "drift_predictions"
+    robustness: Path | None = ROBUSTNESS  # the robustness stages' outputs, reported when present
 
 
 def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
@@ -43,7 +44,7 @@ def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
 
 
 def run(params: Params, paths: Paths = Paths()) -> dict:
-    models = load_models(paths.evaluation, paths.models, params)
+    models = load_models(paths.evaluation, paths.models, params, robustness=paths.robustness)
     info = run_info(params, paths.filtered, paths.segmented)
     return write_report(
         analyse(models, params), info, paths.out, paths.metrics, paths.drift, paths.prediction_drift
