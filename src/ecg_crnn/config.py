@@ -109,6 +109,7 @@ QUESTIONS = (
     "adequacy",
     "classes",
     "robustness",
+    "learning_curves",
 )
 
 
@@ -122,6 +123,7 @@ class Hypotheses(Section):
         "adequacy",
         "classes",
         "robustness",
+        "learning_curves",
     ]
     primary_share: Annotated[float, Field(gt=0, le=1)] = 0.8
     primary_classes: NonNegative = 20

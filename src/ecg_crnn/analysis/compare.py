@@ -101,6 +101,9 @@ class StudyResult:
     hypotheses: dict[str, Hypothesis]  # by name, in the order they were stated
     power: list[PowerRow] = field(default_factory=list)
     rotations: dict[int, dict[Key, Model]] = field(default_factory=dict)  # every rotation's models
+    curves: dict[float, dict[Key, ModelFigure]] = field(
+        default_factory=dict
+    )  # share -> model -> primary figure
 
     def interval(self, key: Key, figure: str) -> tuple[float, float]:
         i = self.figures[key][figure].interval
@@ -288,8 +291,8 @@ def _family_order(by_rotation, best_recurrent, fams, selection) -> list[str]:
 class _Builder:
     """States the hypotheses of each question, in the order they are named in params.yaml."""
 
-    def __init__(self, st: dict, runs: _Runs, params: Params):
-        self.st, self.runs, self.params = st, runs, params
+    def __init__(self, st: dict, runs: _Runs, params: Params, curves: _Runs | None = None):
+        self.st, self.runs, self.params, self.curves = st, runs, params, curves
         self.out: list[Hypothesis] = []
 
     def margin(self, figure: str) -> float:
@@ -302,9 +305,11 @@ class _Builder:
             return m.macro_auroc
         return getattr(m, figure)
 
-    def add(self, name, group, figure, terms, seeds_kind, tests, a, b) -> Hypothesis:
+    def add(
+        self, name, group, figure, terms, seeds_kind, tests, a, b, runs: _Runs | None = None
+    ) -> Hypothesis:
         seeds = self.st["confirmation"] if seeds_kind == "confirmation" else tuple(self.params.train.seeds)
-        est = self.runs.estimate(terms, figure, seeds)
+        est = (runs or self.runs).estimate(terms, figure, seeds)
         if figure in LOWER_IS_BETTER:
             est = est.negated()
         h = Hypothesis(name, group, figure, a, b, seeds_kind, est, self.margin(figure), tuple(tests), 0.0)
@@ -441,6 +446,39 @@ def _robustness(b: _Builder, models, st) -> None:
                 )
 
 
+def _learning_curves(b: _Builder, models, st) -> None:
+    """Does the gap between architectures change with the share of training data? Per window: (the reference's
+    deepest stack minus one layer at the smallest share) minus (the same at the largest), and the same for the
+    reference against the CNN; fixed in advance, every seed. Negative: the deeper (or recurrent) model falls further
+    behind with less data."""
+    if b.curves is None:
+        return
+    lo, hi = min(st["fractions"]), max(st["fractions"])
+    ref = get_architecture(b.params.study.reference)
+    for w in st["windows"]:
+        stack = sorted(
+            (m for k, m in models.items() if k[1] == w and m.rnn_type == ref.rnn_type), key=lambda m: m.depth
+        )
+        pairs = []
+        if len(stack) >= 2 and stack[0].depth == 1:
+            pairs.append(("depth", stack[-1].arch, stack[0].arch))
+        if ref.name != "cnn" and ("cnn", w) in models and (ref.name, w) in models:
+            pairs.append(("recurrence", ref.name, "cnn"))
+        for kind, a, z in pairs:
+            terms = [(1.0, (a, w, lo)), (-1.0, (z, w, lo)), (-1.0, (a, w, hi)), (1.0, (z, w, hi))]
+            b.add(
+                f"learning_curves/{w:g}/{kind}",
+                "learning_curves",
+                ENDPOINT,
+                terms,
+                "all",
+                DIFF_EQUIV,
+                f"{a} - {z} @ {w:g} s, {lo:g} of the data",
+                f"the same with {hi:g}",
+                runs=b.curves,
+            )
+
+
 def _adequacy(b: _Builder, models, st) -> None:
     """Every model against the best: is it non-inferior within the margin? (the smallest such model is named)."""
     for key in models:
@@ -478,6 +516,8 @@ def _state(question: str, b: _Builder, models, st) -> None:
         _adequacy(b, models, st)
     elif question == "robustness":
         _robustness(b, models, st)
+    elif question == "learning_curves":
+        _learning_curves(b, models, st)
 
 
 # ---- multiplicity and power ------------------------------------------------------------------------------
@@ -539,6 +579,22 @@ def _power(hyps: list[Hypothesis], params: Params) -> list[PowerRow]:
     return rows
 
 
+def _curve_runs(fractions: dict, primary: list[int]) -> _Runs:
+    """One _Runs over every share of the data: models keyed (arch, window, share), so contrasts can span shares
+    (the same test fold and resamples for all: paired)."""
+    rotations = next(iter(fractions.values())).keys()
+    combined = {r: {(*k, f): m for f, by in fractions.items() for k, m in by[r].items()} for r in rotations}
+    return _Runs(combined, primary)
+
+
+def _curve_figures(curves: _Runs, fractions: dict, seeds: tuple[int, ...]) -> dict:
+    keys = next(iter(curves.by_rotation.values()))
+    out: dict[float, dict[Key, ModelFigure]] = {}
+    for a, w, f in keys:
+        out.setdefault(f, {})[(a, w)] = _figure(curves, (a, w, f), ENDPOINT, seeds)
+    return dict(sorted(out.items()))
+
+
 def _robust_figures(m: Model) -> list[str]:
     return (
         []
@@ -553,10 +609,11 @@ def _figure(runs: _Runs, key: Key, figure: str, seeds: tuple[int, ...]) -> Model
     return ModelFigure(est.point, float(np.mean(sds)), est.interval())
 
 
-def analyse(models, params: Params) -> StudyResult:
+def analyse(models, params: Params, fractions: dict | None = None) -> StudyResult:
     """Make every choice on the selection seeds' validation, then state, test and size every hypothesis.
     `models`: {rotation: {(arch, window): Model}} at one share of the training data, or {(arch, window): Model}
-    for a single rotation."""
+    for a single rotation. `fractions`: {share: {rotation: {(arch, window): Model}}} for every share of
+    study.train_fractions, when there are several (the learning curves)."""
     by_rotation = models if isinstance(next(iter(models)), int) else {0: models}
     first_models = next(iter(by_rotation.values()))
     windows = sorted({k[1] for k in first_models})
@@ -572,9 +629,11 @@ def analyse(models, params: Params) -> StudyResult:
         "best_recurrent": best_recurrent,
         "confirmation": confirmation,
         "family_order": _family_order(by_rotation, best_recurrent, fams, selection),
+        "fractions": sorted(fractions or []),
     }
     runs = _Runs(by_rotation, primary)
-    builder = _Builder(st, runs, params)
+    curves = _curve_runs(fractions, primary) if fractions and len(fractions) > 1 else None
+    builder = _Builder(st, runs, params, curves)
     for question in [*params.study.hypotheses.primary, *params.study.hypotheses.secondary]:
         _state(question, builder, first_models, st)
     hyps = _tested(builder.out, params)
@@ -599,6 +658,7 @@ def analyse(models, params: Params) -> StudyResult:
         {x.name: x for x in hyps},
         _power(hyps, params),
         by_rotation,
+        _curve_figures(curves, fractions, seeds) if curves else {},
     )
 
 

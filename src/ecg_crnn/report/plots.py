@@ -315,10 +315,52 @@ def plot_robustness(st: StudyResult, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_learning_curves(st: StudyResult, path: Path) -> None:
+    """The primary macro-AUROC against the share of training data (nested, patient-level subsets; every share the
+    same optimizer steps), per architecture, one panel per window."""
+    fig, axes = plt.subplots(
+        1, len(st.windows), figsize=(5.2 * len(st.windows), 4.2), sharey=True, squeeze=False
+    )
+    shares = list(st.curves)
+    for ax, w in zip(axes[0], st.windows, strict=True):
+        for m in sorted(st.models.values(), key=lambda m: (m.depth, m.rnn_type)):
+            if m.window != w:
+                continue
+            figs = [st.curves[f][m.key] for f in shares]
+            pts = np.array([x.point for x in figs])
+            err = np.vstack([pts - [x.interval.lo for x in figs], [x.interval.hi for x in figs] - pts])
+            style = ["-", "--", ":", "-."][m.depth % 4]
+            ax.errorbar(
+                shares,
+                pts,
+                yerr=err,
+                fmt=style,
+                marker="o",
+                ms=4,
+                capsize=2,
+                color=COLORS[m.rnn_type],
+                label=m.arch,
+            )
+        ax.set_xscale("log")
+        ax.set_xticks(shares, [f"{f:g}" for f in shares])
+        ax.set_xlabel("share of the training folds' patients")
+        ax.set_title(f"{w:g} s windows")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("primary macro-AUROC (test), mean of seeds (95% CI)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Learning curves (line style: recurrent depth)")
+    _save(fig, path)
+
+
 def plots_for(st: StudyResult) -> dict:
-    """The plots this run can draw: the robustness curves only when the robustness stage ran."""
+    """The plots this run can draw: the robustness curves only when the robustness stage ran, the learning curves
+    only with several shares of training data."""
     have = next(iter(st.models.values())).robustness is not None
-    return {**PLOTS, **({"robustness": plot_robustness} if have else {})}
+    return {
+        **PLOTS,
+        **({"robustness": plot_robustness} if have else {}),
+        **({"learning_curves": plot_learning_curves} if st.curves else {}),
+    }
 
 
 PLOTS = {

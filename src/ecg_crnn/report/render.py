@@ -14,7 +14,7 @@ import pandas as pd
 from ..analysis.compare import StudyResult
 from ..analysis.results import PRIMARY
 from ..atomic import atomic_dir, write_json
-from .format import plural
+from .format import plural, signed
 from .plots import plots_for
 from .published import PUBLISHED_SOURCE, published_mismatch, published_rows
 from .robustness import corruptions, noise_sources, robustness_lines, robustness_table
@@ -93,6 +93,28 @@ def robustness_section(st: StudyResult) -> list[str]:
     ]
 
 
+def learning_curves_section(st: StudyResult) -> list[str]:
+    if not st.curves:
+        return []
+    shares = ", ".join(f"{f:g}" for f in st.curves)
+    lines = [
+        f"- **{h.a}** against **{h.b}**: {h.verdict.wording} ({signed(h.difference)} "
+        f"[{signed(h.interval.lo)}, {signed(h.interval.hi)}]; [learning_curves])"
+        for h in st.group("learning_curves")
+    ]
+    return [
+        "## Learning curves",
+        "",
+        f"Every model trained on nested, patient-level, stratified shares of the training folds ({shares}); every "
+        "share gets the same optimizer steps per epoch (a smaller share is passed over more often), so data is not "
+        "confounded with training length. The question: does a gap between architectures change with less data "
+        "(a difference of differences; negative: the first falls further behind with less data)?",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
     """report.md: what it rests on, caveats, the answer, the tables, the plots, drift."""
     caveats = warnings(st, info)
@@ -138,6 +160,7 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         table_md(family_table(st)),
         "",
         *robustness_section(st),
+        *learning_curves_section(st),
         "## Plots",
         "",
         *[f"![{name}](plots/{name}.png)" for name in plots_for(st)],

@@ -31,6 +31,7 @@ QUESTIONS = {
     "adequacy": "which models are non-inferior to the best (the smallest adequate model)",
     "classes": "where recurrence helps, per class",
     "robustness": "does recurrence, or depth, change what each corruption costs",
+    "learning_curves": "does the gap between architectures change with the share of training data",
 }
 
 

@@ -45,7 +45,18 @@ def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
 
 def run(params: Params, paths: Paths = Paths()) -> dict:
     models = load_models(paths.evaluation, paths.models, params, robustness=paths.robustness)
+    shares = params.study.train_fractions
+    fractions = (
+        {f: load_models(paths.evaluation, paths.models, params, fraction=f) for f in shares}
+        if len(shares) > 1
+        else None
+    )
     info = run_info(params, paths.filtered, paths.segmented)
     return write_report(
-        analyse(models, params), info, paths.out, paths.metrics, paths.drift, paths.prediction_drift
+        analyse(models, params, fractions),
+        info,
+        paths.out,
+        paths.metrics,
+        paths.drift,
+        paths.prediction_drift,
     )
