@@ -388,8 +388,8 @@ def _per_label(b: _Builder, models, st, group: str) -> None:
         if ("cnn", w) not in models:
             continue
         terms = [(1.0, key), (-1.0, ("cnn", w))]
-        if group == "label_families":
-            labels = [(f"family:{f}", f) for f in st["family_order"]]
+        if group == "label_families":  # a family with no testable class in some rotation has nothing to test
+            labels = [(f"family:{f}", f) for f in st["family_order"] if b.runs.classes(f"family:{f}")]
         else:
             labels = [(f"class:{names[i]}", names[i]) for i in b.runs.scored]
         for figure, label in labels:

@@ -343,6 +343,7 @@ def plot_learning_curves(st: StudyResult, path: Path) -> None:
             )
         ax.set_xscale("log")
         ax.set_xticks(shares, [f"{f:g}" for f in shares])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("share of the training folds' patients")
         ax.set_title(f"{w:g} s windows")
         ax.grid(alpha=0.3)
