@@ -14,6 +14,7 @@ import pytest
 
 from ecg_crnn.cli import main
 from ecg_crnn.data.checksums import parse_sums
+from ecg_crnn.data.datasets import ptbxl
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
 from ecg_crnn.errors import EcgCrnnError
@@ -64,7 +65,7 @@ def test_download_unsigned_from_an_anonymous_bucket(shared_ptbxl, tmp_path):
     server = S3Server(root, auth=False).start()
     try:
         source = open_source("s3://physionet-open/ptb-xl/1.0.3/", server.endpoint, s3_unsigned=True)
-        report = download(source, tmp_path / "raw", 100, workers=8, progress=False)
+        report = download(source, tmp_path / "raw", ptbxl(100), workers=8, progress=False)
     finally:
         server.stop()
     assert report.fetched == report.wanted == 979
@@ -254,7 +255,7 @@ def test_s3_requests_are_tried_retries_plus_one_times(tmp_path):
     with _dropping_server() as (endpoint, accepted):
         source = open_source("s3://physionet-open/ptb-xl/1.0.3/", endpoint, True, timeout_s=5)
         with pytest.raises(EcgCrnnError, match=r"s3://physionet-open/ptb-xl/1\.0\.3/SHA256SUMS\.txt"):
-            download(source, tmp_path / "raw", 100, progress=False, retries=2)
+            download(source, tmp_path / "raw", ptbxl(100), progress=False, retries=2)
     assert len(accepted) == 3
 
 
