@@ -17,7 +17,7 @@ from ecg_crnn.report.format import signed as _d
 from ecg_crnn.report.plots import pareto_front, thousands
 from ecg_crnn.report.published import published_rows, published_sentence
 from ecg_crnn.report.sentences import RunInfo, answer, header, warnings
-from ecg_crnn.report.tables import power_table, hypotheses_table
+from ecg_crnn.report.tables import hypotheses_table, power_table
 
 CLASSES = ["A", "B", "R1", "R2"]
 FAMILIES = ["MI", "MI", "rhythm", "rhythm"]

@@ -322,3 +322,87 @@ def test_a_class_left_under_the_minimum_by_dropping_goes_with_its_records(synthe
     others = dropped[dropped["ecg_id"] != victim]
     assert all(others["reason"].str.startswith(f"no class left: {rarest}"))
     assert SignalCache.open(tmp_path / "b").signals.shape[0] == len(after) == summary["records"]
+
+
+# --- Hardening: the cache sized only from a checked first record; implausible amplitudes ---------------------
+
+
+@pytest.mark.parametrize("n_samples", [10**10, 10**12])
+def test_a_first_header_of_absurd_length_allocates_nothing(
+    synthetic_copy, tmp_path, write_params, capsys, n_samples
+):
+    hea = _rec(synthetic_copy, 1).with_suffix(".hea")
+    lines = hea.read_text().splitlines()
+    lines[0] = lines[0].replace(" 1000", f" {n_samples}")
+    hea.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "filtered"
+    args = [
+        "--params",
+        str(write_params({})),
+        "-q",
+        "filter",
+        "--raw",
+        str(synthetic_copy),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{hea}: malformed WFDB header ({n_samples:,} samples per signal" in err and "at most 60 s" in err
+    assert "Traceback" not in err and not out.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size > 10**8]  # no sparse giant
+
+
+def _regain(root, ecg_id: int, gain: str) -> None:
+    """Every lead of record `ecg_id` declared at another gain: the same samples, a different physical signal."""
+    hea = _rec(root, ecg_id).with_suffix(".hea")
+    hea.write_text(hea.read_text().replace("1000.0(0)/mV", f"{gain}(0)/mV"))
+
+
+def test_implausible_amplitudes_are_dropped_and_named(synthetic_copy, tmp_path, capsys):
+    _regain(synthetic_copy, 42, "1.0")  # uV numbers called mV: 1,000 times too large
+    _regain(synthetic_copy, 43, "1000000.0")  # 1,000 times too small
+    out = tmp_path / "f"
+    summary = filter_records(synthetic_copy, out)
+    assert summary["records"] == 298
+    dropped = pd.read_csv(out / "dropped.csv")
+    assert dropped["ecg_id"].tolist() == [42, 43]
+    assert (
+        dropped["reason"][0].startswith("lead I: ")
+        and "mV peak to peak, more than the 100 mV" in dropped["reason"][0]
+    )
+    assert "gain 1 adu/mV" in dropped["reason"][0]
+    assert "mV peak to peak, less than the 0.02 mV" in dropped["reason"][1]
+    err = capsys.readouterr().err
+    assert f"filter: dropped ecg_id 42 (records100/00000/00042_lr): {dropped['reason'][0]}" in err
+    assert f"filter: dropped ecg_id 43 (records100/00000/00043_lr): {dropped['reason'][1]}" in err
+    assert (
+        f"filter: dropped 2 records whose signal is unusable or implausible; the list with the reasons is in {out / 'dropped.csv'}"
+        in err
+    )
+
+
+def test_implausible_amplitudes_can_be_refused_by_name(synthetic_copy, tmp_path, write_params, capsys):
+    _regain(synthetic_copy, 42, "1.0")
+    out = tmp_path / "filtered"
+    params = write_params({"filter.bad_records": "refuse"})
+    assert (
+        main(["--params", str(params), "-q", "filter", "--raw", str(synthetic_copy), "--out", str(out)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "00042_lr.hea (ecg_id 42): lead I: " in err and "mV peak to peak, more than the 100 mV" in err
+    assert "filter.bad_records is 'refuse'" in err and "Traceback" not in err and not out.exists()
+
+
+def test_many_dropped_records_are_counted_not_listed_on_the_console(synthetic_copy, tmp_path, capsys):
+    from ecg_crnn.stages.filter import NAMED
+
+    victims = list(range(40, 40 + NAMED + 1))
+    for ecg_id in victims:
+        _regain(synthetic_copy, ecg_id, "1.0")
+    out = tmp_path / "f"
+    filter_records(synthetic_copy, out)
+    err = capsys.readouterr().err
+    assert f"filter: dropped {NAMED + 1} records whose signal is unusable or implausible" in err
+    assert str(out / "dropped.csv") in err and "filter: dropped ecg_id" not in err
+    assert pd.read_csv(out / "dropped.csv")["ecg_id"].tolist() == victims

@@ -104,7 +104,9 @@ def test_weighted_figures_are_the_figures_of_the_resampled_records(scored):
         assert figures["hamming_loss"][b] == pytest.approx(hamming_loss(yr, pred), abs=1e-12)
         for c in cols:
             assert per_class["auroc"][b, c] == pytest.approx(roc_auc_score(yr[:, c], sr[:, c]), abs=1e-12)
-            assert per_class["auprc"][b, c] == pytest.approx(average_precision_score(yr[:, c], sr[:, c]), abs=1e-12)
+            assert per_class["auprc"][b, c] == pytest.approx(
+                average_precision_score(yr[:, c], sr[:, c]), abs=1e-12
+            )
 
 
 def test_point_estimate_uses_the_same_function_as_the_resamples(scored):

@@ -69,3 +69,50 @@ def test_empty_database_stops_the_filter_stage_by_name(synthetic_copy, tmp_path,
     raw, out = str(synthetic_copy), str(tmp_path / "f")
     assert main(["--params", str(params), "-q", "filter", "--raw", raw, "--out", out]) == 1
     assert f"{db}: has no records" in capsys.readouterr().err
+
+
+# --- Hardening: a scp_codes cell is bounded before it is parsed ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (
+            "[" * 200_000 + "]" * 200_000,
+            r"scp_codes is 400,000 characters long \('\[\[\[",
+        ),  # nesting: recursion
+        (
+            "{" + ", ".join(f"'C{i}': 100.0" for i in range(50_000)) + "}",
+            r"scp_codes is 838,890 characters long .*more than the 4,096",
+        ),
+        ("{'NORM': 'high'}", r"scp_codes \"\{'NORM': 'high'\}\" is not a dict literal of statement codes"),
+        ("{1: 100.0}", r"scp_codes '\{1: 100.0\}' is not a dict literal of statement codes"),
+        ("__import__('os')", r"scp_codes \"__import__\('os'\)\" is not a dict literal"),
+    ],
+)
+def test_a_bad_scp_codes_cell_is_refused_by_ecg_id(
+    synthetic_copy, tmp_path, write_params, capsys, cell, message
+):
+    from ecg_crnn.cli import main
+
+    path = synthetic_copy / "ptbxl_database.csv"
+    db = pd.read_csv(path)
+    db["scp_codes"] = db["scp_codes"].astype(object)
+    db.loc[db["ecg_id"] == 7, "scp_codes"] = cell
+    db.to_csv(path, index=False)
+    with pytest.raises(EcgCrnnError, match=rf"ptbxl_database\.csv: ecg_id 7: {message}"):
+        load_database(synthetic_copy)
+    params = write_params({})
+    args = [
+        "--params",
+        str(params),
+        "-q",
+        "filter",
+        "--raw",
+        str(synthetic_copy),
+        "--out",
+        str(tmp_path / "f"),
+    ]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "ecg_id 7: scp_codes" in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 DVC push/pull to an S3 remote, publishing results, and the faults."""
 
 import contextlib
+import hashlib
 import json
 import shutil
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from ecg_crnn.cli import main
 from ecg_crnn.data.checksums import parse_sums
+from ecg_crnn.data.datasets import ptbxl
 from ecg_crnn.data.download import download
 from ecg_crnn.data.sources import open_source
 from ecg_crnn.errors import EcgCrnnError
@@ -64,7 +66,7 @@ def test_download_unsigned_from_an_anonymous_bucket(shared_ptbxl, tmp_path):
     server = S3Server(root, auth=False).start()
     try:
         source = open_source("s3://physionet-open/ptb-xl/1.0.3/", server.endpoint, s3_unsigned=True)
-        report = download(source, tmp_path / "raw", 100, workers=8, progress=False)
+        report = download(source, tmp_path / "raw", ptbxl(100), workers=8, progress=False)
     finally:
         server.stop()
     assert report.fetched == report.wanted == 979
@@ -138,6 +140,10 @@ def test_server_gone_mid_transfer_then_resume(seeded, tmp_path, write_params):
     assert int(done.stdout.split("(")[1].split(" already verified")[0]) >= len(partial)
 
 
+def _json(client, key: str, bucket: str = "results") -> dict:
+    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
 def test_publish_uploads_with_hashes_and_manifest_last(s3, tmp_path, monkeypatch):
     client = s3.client()
     client.create_bucket(Bucket="results")
@@ -146,38 +152,104 @@ def test_publish_uploads_with_hashes_and_manifest_last(s3, tmp_path, monkeypatch
     (tmp_path / "reports" / "study" / "report.html").write_text("<html>study</html>")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.pt").write_bytes(b"\0" * (9 * 1024 * 1024))  # multipart-sized
-    assert (
-        main(
-            [
-                "publish",
-                "reports",
-                "models/model.pt",
-                "--to",
-                "s3://results/run1",
-                "--endpoint-url",
-                s3.endpoint,
-            ]
-        )
-        == 0
-    )
-    manifest = json.loads(client.get_object(Bucket="results", Key="run1/manifest.json")["Body"].read())
+    args = [
+        "publish",
+        "reports",
+        "models/model.pt",
+        "--to",
+        "s3://results/run1",
+        "--endpoint-url",
+        s3.endpoint,
+    ]
+    assert main(args) == 0
+    latest = _json(client, "run1/latest.json")
+    version = latest["version"]
+    assert latest["manifest"] == f"run1/{version}/manifest.json"
+    manifest = _json(client, latest["manifest"])
     keys = {f["key"]: f for f in manifest["files"]}
-    assert set(keys) == {"run1/reports/study/report.html", "run1/models/model.pt"}
-    body = client.get_object(Bucket="results", Key="run1/models/model.pt")["Body"].read()
-    assert len(body) == 9 * 1024 * 1024 and keys["run1/models/model.pt"]["sha256"] == sha256_file(
-        tmp_path / "models" / "model.pt"
-    )
-    # Re-publishing unchanged files uploads nothing; a changed file is uploaded again.
+    assert set(keys) == {f"run1/{version}/reports/study/report.html", f"run1/{version}/models/model.pt"}
+    body = client.get_object(Bucket="results", Key=f"run1/{version}/models/model.pt")["Body"].read()
+    assert len(body) == 9 * 1024 * 1024
+    assert keys[f"run1/{version}/models/model.pt"]["sha256"] == sha256_file(tmp_path / "models" / "model.pt")
+    # Re-publishing unchanged files is the same version: nothing uploaded.
     again = publish(
         [tmp_path / "reports", tmp_path / "models" / "model.pt"],
         "s3://results/run1",
         s3_client(s3.endpoint),
         root=tmp_path,
     )
-    assert again["uploaded"] == 0
-    (tmp_path / "reports" / "study" / "report.html").write_text("<html>changed</html>")
-    third = publish([tmp_path / "reports"], "s3://results/run1", s3_client(s3.endpoint), root=tmp_path)
-    assert third["uploaded"] == 1
+    assert again["uploaded"] == 0 and again["version"] == version
+
+
+def test_a_new_publish_never_changes_what_an_old_manifest_lists(s3, tmp_path):
+    client = s3.client()
+    client.create_bucket(Bucket="results")
+    report = tmp_path / "reports" / "study" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html>first</html>")
+    first = publish([tmp_path / "reports"], "s3://results/run1", s3_client(s3.endpoint), root=tmp_path)
+    old = _json(client, first["manifest"].removeprefix("s3://results/"))
+    report.write_text("<html>changed</html>")
+    second = publish([tmp_path / "reports"], "s3://results/run1", s3_client(s3.endpoint), root=tmp_path)
+    assert second["version"] != first["version"] and second["uploaded"] == 1
+    # Every object the old manifest names still holds exactly the bytes it lists.
+    for entry in old["files"]:
+        data = client.get_object(Bucket="results", Key=entry["key"])["Body"].read()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["size"]
+    assert _json(client, "run1/latest.json")["version"] == second["version"]
+    new = _json(client, second["manifest"].removeprefix("s3://results/"))
+    data = client.get_object(Bucket="results", Key=new["files"][0]["key"])["Body"].read()
+    assert data == b"<html>changed</html>"
+
+
+def test_publish_refuses_links_out_of_the_tree_and_files_outside_it(s3, tmp_path, capsys):
+    client = s3.client()
+    client.create_bucket(Bucket="results")
+    secret = tmp_path / "elsewhere" / "credentials"
+    secret.parent.mkdir()
+    secret.write_text("aws_secret_access_key = not-for-the-bucket")
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    (project / "reports" / "report.html").write_text("<html></html>")
+    (project / "reports" / "notes.txt").symlink_to(secret)
+    (project / "reports" / "linked").symlink_to(secret.parent, target_is_directory=True)
+    endpoint = s3_client(s3.endpoint)
+    for given in ("reports", "reports/linked"):
+        with pytest.raises(EcgCrnnError, match="is a symbolic link .* that leads out of the tree"):
+            publish([project / given], "s3://results/run", endpoint, root=project)
+    (project / "reports" / "notes.txt").unlink()
+    (project / "reports" / "linked").unlink()
+    # Files outside the project are keyed by their names: two of one name would share a key, and the manifest would
+    # list one sha256 for two files.
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.pt").write_text(folder)
+    with pytest.raises(
+        EcgCrnnError, match=r"a/model\.pt and .*b/model\.pt would both be published as 'model\.pt'"
+    ):
+        publish(
+            [tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt"],
+            "s3://results/run",
+            endpoint,
+            root=project,
+        )
+    assert client.list_objects_v2(Bucket="results").get("KeyCount", 0) == 0
+    # A link that stays in the tree is published under its own key, and a path given twice once.
+    (project / "reports" / "same.html").symlink_to(project / "reports" / "report.html")
+    info = publish(
+        [project / "reports", project / "reports" / "report.html"], "s3://results/run", endpoint, root=project
+    )
+    manifest = _json(client, info["manifest"].removeprefix("s3://results/"))
+    assert sorted(f["path"] for f in manifest["files"]) == ["reports/report.html", "reports/same.html"]
+
+
+def test_publish_refuses_a_fifo_before_any_request(tmp_path):
+    import os
+
+    (tmp_path / "reports").mkdir()
+    os.mkfifo(tmp_path / "reports" / "pipe")  # hashing it would wait forever for a writer
+    with pytest.raises(EcgCrnnError, match=r"reports/pipe is not a regular file"):
+        publish([tmp_path / "reports"], "s3://results/run", client=None, root=tmp_path)
 
 
 def test_publish_to_a_missing_bucket_writes_nothing(s3, tmp_path, capsys):
@@ -254,7 +326,7 @@ def test_s3_requests_are_tried_retries_plus_one_times(tmp_path):
     with _dropping_server() as (endpoint, accepted):
         source = open_source("s3://physionet-open/ptb-xl/1.0.3/", endpoint, True, timeout_s=5)
         with pytest.raises(EcgCrnnError, match=r"s3://physionet-open/ptb-xl/1\.0\.3/SHA256SUMS\.txt"):
-            download(source, tmp_path / "raw", 100, progress=False, retries=2)
+            download(source, tmp_path / "raw", ptbxl(100), progress=False, retries=2)
     assert len(accepted) == 3
 
 

@@ -50,7 +50,9 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
                 model = load_model_file(project / "models" / w / a / "frac1.0/rot0" / f"seed{s}" / "model.pt")
                 assert (model["arch"], f"{model['window_s']:g}s", model["seed"]) == (a, w, s)
                 metrics = json.loads(
-                    (project / "evaluation" / w / a / "frac1.0/rot0" / f"seed{s}" / "metrics.json").read_text()
+                    (
+                        project / "evaluation" / w / a / "frac1.0/rot0" / f"seed{s}" / "metrics.json"
+                    ).read_text()
                 )
                 assert 0 <= metrics["macro_auroc"] <= 1 and metrics["seed"] == s
             assert json.loads((project / "evaluation" / w / a / "cost.json").read_text())["params"] > 0
@@ -117,7 +119,10 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     run(["dvc", "exp", "apply", "mean-agg"], project)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout
     assert (
-        json.loads((project / "evaluation/2.5s/cnn/frac1.0/rot0/seed0/thresholds.json").read_text())["aggregate"] == "mean"
+        json.loads((project / "evaluation/2.5s/cnn/frac1.0/rot0/seed0/thresholds.json").read_text())[
+            "aggregate"
+        ]
+        == "mean"
     )
     run(["dvc", "exp", "apply", "max-agg"], project)
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project).stdout

@@ -114,3 +114,49 @@ def test_cli_synth_is_reproducible(tmp_path):
     ).read_bytes()
     hr, fields = wfdb.rdsamp(str(tmp_path / "b/records500/00000/00020_hr"))
     assert hr.shape == (5000, 12) and fields["fs"] == 500
+
+
+# --- Hardening: synth replaces only its own output ----------------------------------------------------
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("out", [".", "..", "HERE"])
+def test_synth_into_the_current_folder_is_refused_and_touches_nothing(tmp_path, monkeypatch, capsys, out):
+    here = tmp_path / "project"
+    (here / ".git").mkdir(parents=True)
+    (here / ".git" / "config").write_text("[core]\n")
+    (here / "notes.md").write_text("the user's")
+    before = _tree(tmp_path)
+    monkeypatch.chdir(here)
+    out = str(here) if out == "HERE" else out
+    assert main(["-q", "synth", "--records", "10", out]) == 1
+    err = capsys.readouterr().err
+    assert f"synth: {out} is the current folder" in err and "replaces it in one step" in err
+    assert "ecg-crnn synth data/synthetic" in err and "Traceback" not in err
+    assert _tree(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_synth_writes_into_new_empty_or_its_own_folders_only(tmp_path, capsys):
+    from ecg_crnn.data.synthetic import MARKER
+
+    mine = tmp_path / "mine"
+    assert main(["-q", "synth", "--records", "10", str(mine)]) == 0
+    assert (mine / MARKER).is_file()
+    assert main(["-q", "synth", "--records", "12", str(mine)]) == 0  # its own earlier output: replaced
+    assert len(pd.read_csv(mine / "ptbxl_database.csv")) == 12
+    (tmp_path / "empty").mkdir()
+    assert main(["-q", "synth", "--records", "10", str(tmp_path / "empty")]) == 0
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "data.csv").write_text("precious")
+    capsys.readouterr()
+    assert main(["-q", "synth", "--records", "10", str(theirs)]) == 1
+    err = capsys.readouterr().err
+    assert f"synth: {theirs} already holds files and is not a synthetic dataset that synth wrote" in err
+    assert _tree(theirs) == {"data.csv": b"precious"}
+    (tmp_path / "file").write_text("x")
+    assert main(["-q", "synth", "--records", "10", str(tmp_path / "file")]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err

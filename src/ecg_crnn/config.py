@@ -53,6 +53,15 @@ class DownloadSettings(Section):
     workers: Positive = 16
     retries: NonNegative = 3
     timeout_s: PositiveFloat = 60.0
+    file_deadline_s: PositiveFloat = 600.0
+    listing_sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _digest(self):
+        d = self.listing_sha256
+        if d is not None and (len(d) != 64 or any(c not in "0123456789abcdefABCDEF" for c in d)):
+            raise ConfigError(f"download.listing_sha256: must be 64 hexadecimal digits (a sha256), got {d!r}")
+        return self
 
 
 class FilterSettings(Section):

@@ -17,6 +17,7 @@ import torch
 
 from .artifact import load_model_file, model_from_artifact
 from .atomic import atomic_path
+from .data.plausibility import amplitude_problems
 from .data.records import gains_in_mv, read_digital, signal_problems
 from .data.signals import to_physical
 from .data.windows import eval_starts
@@ -71,7 +72,8 @@ def load_thresholds(path: Path, classes: list[str]) -> tuple[np.ndarray, str]:
 
 def read_record(record: Path, checkpoint: dict) -> np.ndarray:
     """A WFDB record as the model's standardized input (leads, samples), checked against the training data:
-    sampling rate, lead names (reordered to the model's order), units, and leads that carry no signal."""
+    sampling rate, lead names (reordered to the model's order), units, leads that carry no signal, and physical
+    amplitudes no ECG can have (the filter stage's checks, so a record it would drop gets no prediction)."""
     record = Path(record)
     if record.is_dir():
         raise EcgCrnnError(
@@ -91,11 +93,16 @@ def read_record(record: Path, checkpoint: dict) -> np.ndarray:
         raise EcgCrnnError(
             f"{where}: {header.n_samples} samples, shorter than one window ({checkpoint['window']})"
         )
-    problems = signal_problems(digital, header.leads)
+    gains = gains_in_mv(header, where)
+    problems = signal_problems(digital, header.leads) + amplitude_problems(
+        digital, gains, header.baselines, header.leads
+    )
     if problems:
-        raise EcgCrnnError(f"{where}: no prediction for a record with unusable leads: {'; '.join(problems)}")
+        raise EcgCrnnError(
+            f"{where}: no prediction for a record whose signal is unusable or implausible: {'; '.join(problems)}"
+        )
     order = [leads.index(lead) for lead in want]
-    x = to_physical(digital, np.array(gains_in_mv(header, where)), np.array(header.baselines))[order]
+    x = to_physical(digital, np.array(gains), np.array(header.baselines))[order]
     return standardize(
         x, np.asarray(checkpoint["mean"], np.float32), np.asarray(checkpoint["std"], np.float32)
     )

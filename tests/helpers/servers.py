@@ -37,12 +37,16 @@ def wait_http(url: str, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def http_server(root: Path, delay: float = 0.0):
-    """A real HTTP server process on 127.0.0.1 serving `root`; yields its base URL."""
+def http_server(
+    root: Path, delay: float = 0.0, misbehave: dict[str, str] | None = None, trickle_s: float = 0.5
+):
+    """A real HTTP server process on 127.0.0.1 serving `root`; yields its base URL. `misbehave` maps paths
+    ("/SHA256SUMS.txt") to how a hostile mirror answers them (tests/http_server.py lists the modes)."""
     script = Path(__file__).resolve().parents[1] / "http_server.py"
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(root), "--delay", str(delay)], stdout=subprocess.PIPE, text=True
-    )
+    cmd = [sys.executable, str(script), str(root), "--delay", str(delay), "--trickle-s", str(trickle_s)]
+    for path, mode in (misbehave or {}).items():
+        cmd += ["--misbehave", f"{path}={mode}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
         yield f"http://127.0.0.1:{port}/"

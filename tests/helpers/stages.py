@@ -32,7 +32,9 @@ def run_study(p, raw: Path, root: Path) -> Path:
     for w in p.study.windows:
         for arch in p.study.architectures:
             cost.run(p, arch, w, cost.Paths(f, s, cost_file(arch, w, ev)))
-            for fraction, rotation, seed in product(p.study.train_fractions, p.segment.rotations, p.train.seeds):
+            for fraction, rotation, seed in product(
+                p.study.train_fractions, p.segment.rotations, p.train.seeds
+            ):
                 key = RunKey(arch, float(w), seed, rotation, fraction)
                 model = model_dir(key, md)
                 train.run(p, key, train.Paths(f, s, model, root / ".resume" / key.folder), progress=False)

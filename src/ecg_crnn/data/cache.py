@@ -3,8 +3,12 @@
 Every record is checked against the sampling rate asked for and against the first record: same rate,
 same lead names, same length. What changes the numbers' meaning is handled so that the cache is right:
 leads in another order are put in the first record's order (gains and baselines with them), and gains in
-uV or V are stored per mV. Leads with no signal at all (see `signal_problems`) are reported back to the
-caller, which drops or refuses those records.
+uV or V are stored per mV. Leads with no signal at all (see `signal_problems`) and leads whose physical
+amplitude no ECG can have (plausibility.py) are reported back to the caller, which drops or refuses those
+records.
+
+The cache is sized from the first record, so that record is read and checked whole (its header bounded by
+headers.py, its signal file's size and checksums) before the cache is allocated.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EcgCrnnError
-from .records import Header, gains_in_mv, parse_header, read_digital, signal_problems
+from .plausibility import amplitude_problems
+from .records import Header, gains_in_mv, read_digital, signal_problems
 
 _CHUNK = 256  # records per task handed to a worker process
 
@@ -80,11 +85,27 @@ def _read_chunk(out_path: str, start: int, paths: list[str], ref: _Reference):
         digital, header = read_digital(Path(p))
         digital, gains[i], baselines[i] = _conform(p, digital, header, ref)
         out[start + i] = digital
-        reasons = signal_problems(digital, ref.leads)
+        reasons = signal_problems(digital, ref.leads) + amplitude_problems(
+            digital, gains[i], baselines[i], ref.leads
+        )
         if reasons:
             problems[start + i] = reasons
     out.flush()
     return start, gains, baselines, problems
+
+
+def _reference(first: Path, sampling_rate: float | None) -> _Reference:
+    """What every record must agree on, from the first record, read and checked whole before anything is sized
+    from its header."""
+    first_hea = first.with_suffix(".hea")
+    digital, header = read_digital(first)  # bounded header, checked size and checksums
+    if sampling_rate is None:
+        fs, fs_from = header.fs, f"the first record ({first_hea}) is at {header.fs:g} Hz"
+    else:
+        fs, fs_from = float(sampling_rate), f"data.sampling_rate is {sampling_rate:g}"
+    ref = _Reference(float(fs), header.leads, header.n_samples, str(first_hea), fs_from)
+    _conform(str(first), digital, header, ref)  # its rate, lead names and units
+    return ref
 
 
 def build_cache(
@@ -102,17 +123,17 @@ def build_cache(
     """
     if not record_paths:
         raise EcgCrnnError("no records to read")
-    first_hea = record_paths[0].with_suffix(".hea")
-    first: Header = parse_header(first_hea)
-    if sampling_rate is None:
-        fs, fs_from = first.fs, f"the first record ({first_hea}) is at {first.fs:g} Hz"
-    else:
-        fs, fs_from = float(sampling_rate), f"data.sampling_rate is {sampling_rate:g}"
-    ref = _Reference(float(fs), first.leads, first.n_samples, str(first_hea), fs_from)
+    ref = _reference(record_paths[0], sampling_rate)
     shape = ref.shape
     n = len(record_paths)
     sig_path = out_dir / "signals.npy"
-    np.lib.format.open_memmap(sig_path, mode="w+", dtype=np.int16, shape=(n, *shape)).flush()
+    try:
+        np.lib.format.open_memmap(sig_path, mode="w+", dtype=np.int16, shape=(n, *shape)).flush()
+    except OSError as exc:
+        raise EcgCrnnError(
+            f"{sig_path}: cannot create the signal cache of {n:,} records x {shape[0]} leads x {shape[1]:,} "
+            f"samples ({n * shape[0] * shape[1] * 2 / 1e9:,.2f} GB): {exc.strerror or exc}"
+        ) from None
     gains = np.empty((n, shape[0]), np.float32)
     baselines = np.empty((n, shape[0]), np.int32)
     problems: dict[int, list[str]] = {}

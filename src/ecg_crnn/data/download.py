@@ -1,14 +1,19 @@
-"""The download stage: PTB-XL's files for one sampling rate, fetched in parallel and verified by sha256.
+"""The verified download: a dataset's files (datasets.py says which) fetched in parallel and verified by sha256.
 
 Resumable by construction: a file reaches its final name only after its checksum matched, by an atomic
 rename from a staging folder, so a killed run leaves only whole, verified files behind; the next run
 re-hashes what is there, skips what matches and fetches the rest.
 
-The output mirrors the source's listing for the chosen rate: once everything listed is in place, files
-under the output directory that the listing no longer names (a record the source dropped, the other
-rate's folder, strays) are removed, so later stages never read data the source no longer has. Listed
-paths are refused unless they stay inside the output directory (no absolute paths, no '..', no symbolic
-link out of it), so a hostile or broken mirror cannot write or delete anything elsewhere.
+The listing (SHA256SUMS.txt) is the source's word on every file; `listing_sha256` pins the listing itself, so that
+a mirror that changed files and listing alike is caught too. Every transfer is bounded: at most the dataset's
+bytes for that file (the listing too), within a per-file deadline (transfer.py).
+
+The output mirrors the source's listing: once everything listed is in place, the dataset's files that the
+listing no longer names (a record the source dropped, the other rate's folder) are removed, so later stages never
+read data the source no longer has. Nothing else is ever removed: the output folder must hold only the dataset's
+entries, and is pruned only once a previous download marked it as the dataset's (ownership.py). Listed paths are
+refused unless they stay inside the output directory (no absolute paths, no '..', no symbolic link out of it), so
+a hostile or broken mirror cannot write or delete anything elsewhere.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from tqdm import tqdm
 from ..atomic import write_text
 from ..errors import EcgCrnnError
 from ..hashing import sha256_file
+from . import ownership
 from .checksums import SUMS_NAME, format_sums, parse_sums
+from .datasets import Dataset
+from .ownership import STAGING
 from .sources import Source, SourceUnreachable, TransientSourceError
+from .transfer import BoundedWriter, Bounds, MemoryWriter
 
-CSV_FILES = ("ptbxl_database.csv", "scp_statements.csv")
-EXTRA_FILES = ("LICENSE.txt",)  # fetched when the source lists it
-STAGING = ".partial"
+DEFAULT_DEADLINE_S = 600.0
 
 
 class ChecksumMismatch(EcgCrnnError):
@@ -46,29 +53,8 @@ class DownloadReport:
     already_verified: int
     fetched: int
     bytes_fetched: int
-    removed: int = 0  # files under the output directory that the listing no longer names
-
-
-class _HashingWriter:
-    def __init__(self, f):
-        self.f, self.h, self.n = f, hashlib.sha256(), 0
-
-    def write(self, chunk: bytes) -> int:
-        self.h.update(chunk)
-        self.n += len(chunk)
-        return self.f.write(chunk)
-
-
-def select_files(sums: dict[str, str], sampling_rate: int) -> dict[str, str]:
-    """The files one sampling rate needs: both CSVs, the license, and records100/ or records500/."""
-    missing = [name for name in CSV_FILES if name not in sums]
-    if missing:
-        raise EcgCrnnError(f"{SUMS_NAME} of the source does not list {', '.join(missing)}")
-    folder = f"records{sampling_rate}/"
-    chosen = {p: d for p, d in sums.items() if p in CSV_FILES or p in EXTRA_FILES or p.startswith(folder)}
-    if not any(p.startswith(folder) for p in chosen):
-        raise EcgCrnnError(f"{SUMS_NAME} of the source lists no file under {folder}")
-    return chosen
+    removed: int = 0  # the dataset's files under the output directory that the listing no longer names
+    kept: int = 0  # such files kept, in a folder no previous download had marked as the dataset's
 
 
 def _retrying(fn, retries: int):
@@ -84,11 +70,19 @@ def _retrying(fn, retries: int):
     raise AssertionError("unreachable")
 
 
-def _fetch_one(
-    source: Source, relpath: str, digest: str, out_dir: Path, staging: Path, retries: int = 3
-) -> int:
-    """Fetch one file, retrying transfers that broke off (a connection lost mid-file) with backoff."""
-    return _retrying(lambda: _fetch_once(source, relpath, digest, out_dir, staging), retries)
+@dataclass(frozen=True)
+class _Plan:
+    """One download's fixed inputs, shared by its worker threads."""
+
+    source: Source
+    out_dir: Path
+    staging: Path
+    dataset: Dataset
+    deadline_s: float
+    retries: int
+
+    def bounds(self, relpath: str) -> Bounds:
+        return Bounds(self.dataset.max_bytes(relpath), self.deadline_s)
 
 
 def _origin(source: Source, relpath: str) -> str:
@@ -96,27 +90,39 @@ def _origin(source: Source, relpath: str) -> str:
     return url_of(relpath) if url_of else f"{source.description} {relpath}"
 
 
-def _fetch_listing(source: Source, retries: int) -> str:
-    def once() -> str:
-        buf = _Buffer()
-        source.fetch(SUMS_NAME, buf)
-        return buf.text()
+def _fetch_listing(plan: _Plan, pinned: str | None) -> str:
+    """The source's SHA256SUMS.txt, within the dataset's listing cap, checked against the pinned sha256."""
+    origin = _origin(plan.source, SUMS_NAME)
+    bounds = Bounds(plan.dataset.listing_max_bytes, plan.deadline_s)
+
+    def once() -> bytes:
+        buf = MemoryWriter(origin, bounds)
+        plan.source.fetch(SUMS_NAME, buf, bounds)
+        return buf.data()
 
     try:
-        return _retrying(once, retries)
+        data = _retrying(once, plan.retries)
     except SourceUnreachable as exc:
+        hint = f" {plan.dataset.unreachable_hint}" if plan.dataset.unreachable_hint else ""
         raise SourceUnreachable(
-            f"download.source: {source.description} is unreachable ({exc}). Two ways on without it: "
-            "set download.source to a local copy or mirror of PTB-XL, e.g. "
-            "`dvc exp run -S download.source=../shared/ptbxl -S filter.records=present`; or make a "
-            "synthetic set with `ecg-crnn synth --records 3000 data/synthetic` and run with "
-            "`-S download.source=data/synthetic`"
+            f"download.source: {plan.source.description} is unreachable ({exc}).{hint}"
         ) from None
+    got = hashlib.sha256(data).hexdigest()
+    if pinned is not None and got != pinned.lower():
+        raise ChecksumMismatch(
+            f"{origin}: sha256 {got}, but download.listing_sha256 pins {pinned.lower()}: the source's listing "
+            "is not the one pinned (another version of the dataset, or a mirror that changed files and listing "
+            "alike); nothing was fetched"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EcgCrnnError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start}); refused") from None
 
 
 def _check_inside(out_dir: Path, files: dict[str, str], origin: str) -> set[str]:
     """Refuse listed paths that would land outside `out_dir` once symbolic links are resolved (parse_sums
-    already refused absolute paths and '..'). Returns the resolved paths of the listed files."""
+    already refused absolute paths and '..'). Returns the listed files' paths with their folders resolved."""
     root = os.path.realpath(out_dir)
     parents: dict[str, str] = {}
     resolved = set()
@@ -134,47 +140,25 @@ def _check_inside(out_dir: Path, files: dict[str, str], origin: str) -> set[str]
     return resolved
 
 
-def _unlisted(out_dir: Path, keep_real: set[str]) -> list[Path]:
-    """Files (and symbolic links) under `out_dir` that are not listed files, found without following
-    links: removing them can never touch anything outside `out_dir`. SHA256SUMS.txt and the staging
-    folder are never among them."""
-    stale = []
-    for dirpath, dirnames, filenames in os.walk(out_dir, followlinks=False):
-        here = Path(dirpath)
-        if here == out_dir:
-            dirnames[:] = [d for d in dirnames if d != STAGING]
-            filenames = [f for f in filenames if f != SUMS_NAME]
-        real_here = os.path.realpath(here)
-        for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
-            if os.path.join(real_here, name) not in keep_real:
-                stale.append(here / name)
-    return sorted(stale)
+def _fetch_one(plan: _Plan, relpath: str, digest: str) -> int:
+    """Fetch one file, retrying transfers that broke off (a connection lost mid-file) with backoff."""
+    return _retrying(lambda: _fetch_once(plan, relpath, digest), plan.retries)
 
 
-def _remove(out_dir: Path, stale: list[Path]) -> int:
-    for path in stale:
-        path.unlink(missing_ok=True)  # a symbolic link is removed itself, never what it points to
-    # Then the directories left empty, deepest first (never out_dir itself, never through a link).
-    for dirpath, _dirnames, _files in sorted(os.walk(out_dir, followlinks=False), reverse=True):
-        here = Path(dirpath)
-        if here != out_dir and not here.is_symlink() and not any(here.iterdir()):
-            here.rmdir()
-    return len(stale)
-
-
-def _fetch_once(source: Source, relpath: str, digest: str, out_dir: Path, staging: Path) -> int:
-    tmp = staging / f"{uuid.uuid4().hex}.part"
+def _fetch_once(plan: _Plan, relpath: str, digest: str) -> int:
+    tmp = plan.staging / f"{uuid.uuid4().hex}.part"
+    bounds = plan.bounds(relpath)
     try:
         with open(tmp, "wb") as f:
-            writer = _HashingWriter(f)
-            source.fetch(relpath, writer)
+            writer = BoundedWriter(f, _origin(plan.source, relpath), bounds)
+            plan.source.fetch(relpath, writer, bounds)
         got = writer.h.hexdigest()
         if got != digest:
             raise ChecksumMismatch(
                 f"{relpath}: checksum mismatch (sha256 {got[:12]}…, {SUMS_NAME} says {digest[:12]}…); "
-                f"the file from {source.description} is corrupt or was tampered with, and was not kept"
+                f"the file from {plan.source.description} is corrupt or was tampered with, and was not kept"
             )
-        final = out_dir / relpath
+        final = plan.out_dir / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
         return writer.n
@@ -206,74 +190,65 @@ def _verified(out_dir: Path, files: dict[str, str], workers: int, progress: bool
     return {p for p, good in zip(present, results, strict=True) if good}
 
 
+def _fetch_all(plan: _Plan, files: dict[str, str], todo: list[str], workers: int, progress: bool) -> int:
+    """Fetch `todo` in parallel; the first error cancels what has not started and is raised. Returns bytes."""
+    if not todo:
+        return 0
+    bar = tqdm(
+        total=len(todo), desc="download", unit="file", disable=not progress, mininterval=1.0, file=sys.stderr
+    )
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(_fetch_one, plan, p, files[p]) for p in todo]
+        for fut in futures:
+            fut.add_done_callback(lambda _f: bar.update(1))
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        errors = [f.exception() for f in finished if f.exception() is not None]
+        if errors:
+            for fut in futures:
+                fut.cancel()
+            wait(futures)
+            raise errors[0]
+    bar.close()
+    return sum(f.result() for f in futures)
+
+
 def download(
     source: Source,
     out_dir: Path,
-    sampling_rate: int,
+    dataset: Dataset,
     workers: int = 16,
     progress: bool = True,
     retries: int = 3,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    listing_sha256: str | None = None,
 ) -> DownloadReport:
+    """Make `out_dir` hold exactly `dataset`'s files as `source` lists them, each verified (module doc)."""
     out_dir = Path(out_dir)
+    plan = _Plan(source, out_dir, out_dir / STAGING, dataset, deadline_s, retries)
     origin = _origin(source, SUMS_NAME)
-    listing = _fetch_listing(source, retries)
-    files = select_files(parse_sums(listing, origin), sampling_rate)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = dataset.select(parse_sums(_fetch_listing(plan, listing_sha256), origin), origin)
+    was_marked = ownership.claim(out_dir, dataset)  # before the first byte of the dataset is written
     keep_real = _check_inside(out_dir, files, origin)
-
-    staging = out_dir / STAGING
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed run are never trusted
-    staging.mkdir()
+    shutil.rmtree(plan.staging, ignore_errors=True)  # leftovers of a killed run are never trusted
+    plan.staging.mkdir()
     done = _verified(out_dir, files, workers, progress)
     todo = sorted(set(files) - done)
-    stale = _unlisted(out_dir, keep_real)
+    stale = ownership.unlisted(out_dir, dataset, keep_real)
+    if was_marked or not stale:
+        fate = f"{len(stale)} no longer listed (removed once the download succeeds)"
+    else:
+        fate = f"{len(stale)} not listed (kept: no previous download had marked {out_dir} as the dataset's)"
     print(
-        f"download: {len(files)} files for {sampling_rate} Hz from {source.description}: "
-        f"{len(done)} already verified, {len(todo)} to fetch, {len(stale)} no longer listed "
-        "(removed once the download succeeds)",
+        f"download: {len(files)} files of {dataset.name} from {source.description}: {len(done)} already "
+        f"verified, {len(todo)} to fetch, {fate}",
         file=sys.stderr,
     )
-    fetched_bytes = 0
     try:
-        if todo:
-            bar = tqdm(
-                total=len(todo),
-                desc="download",
-                unit="file",
-                disable=not progress,
-                mininterval=1.0,
-                file=sys.stderr,
-            )
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [
-                    pool.submit(_fetch_one, source, p, files[p], out_dir, staging, retries) for p in todo
-                ]
-                for fut in futures:
-                    fut.add_done_callback(lambda _f: bar.update(1))
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                errors = [f.exception() for f in finished if f.exception() is not None]
-                if errors:
-                    for fut in futures:
-                        fut.cancel()
-                    wait(futures)
-                    raise errors[0]
-                fetched_bytes = sum(f.result() for f in futures)
-            bar.close()
+        fetched_bytes = _fetch_all(plan, files, todo, workers, progress)
         # Written last: its presence with matching content marks a complete download.
         write_text(out_dir / SUMS_NAME, format_sums(files))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    removed = _remove(out_dir, stale)
-    return DownloadReport(len(files), len(done), len(todo), fetched_bytes, removed)
-
-
-class _Buffer:
-    def __init__(self):
-        self.parts: list[bytes] = []
-
-    def write(self, chunk: bytes) -> int:
-        self.parts.append(chunk)
-        return len(chunk)
-
-    def text(self) -> str:
-        return b"".join(self.parts).decode("utf-8")
+        shutil.rmtree(plan.staging, ignore_errors=True)
+    removed = ownership.remove(out_dir, dataset, stale) if was_marked else 0
+    kept = 0 if was_marked else len(stale)
+    return DownloadReport(len(files), len(done), len(todo), fetched_bytes, removed, kept)

@@ -16,6 +16,10 @@ from ..errors import EcgCrnnError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
+# The longest scp_codes cell of PTB-XL 1.0.3 is 128 characters (9 statements); all 71 statements with their
+# likelihoods would take ~1,200. A cell longer than this is no statement list, and is refused before it is parsed
+# (literal_eval of a huge or deeply nested cell exhausts memory or the parser's recursion).
+MAX_SCP_CODES_CHARS = 4096
 DATABASE_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
 STATEMENT_COLUMNS = ("diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass")
 
@@ -47,22 +51,36 @@ def load_database(root: Path) -> pd.DataFrame:
         raise EcgCrnnError(f"{path}: ecg_id {dup} appears more than once")
     db = db.set_index("ecg_id")
 
-    def parse(value, ecg_id):
-        try:
-            codes = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            codes = None
-        if not isinstance(codes, dict):
-            raise EcgCrnnError(f"{path}: ecg_id {ecg_id}: scp_codes {value!r} is not a dict literal")
-        return codes
-
-    db["scp_codes"] = [parse(v, i) for v, i in zip(db["scp_codes"], db.index, strict=True)]
+    db["scp_codes"] = [_parse_codes(v, i, path) for v, i in zip(db["scp_codes"], db.index, strict=True)]
     bad_folds = db.loc[~db["strat_fold"].isin(range(1, 11))]
     if len(bad_folds):
         raise EcgCrnnError(
             f"{path}: ecg_id {bad_folds.index[0]}: strat_fold {bad_folds['strat_fold'].iloc[0]!r} is not in 1..10"
         )
     return db
+
+
+def _parse_codes(value, ecg_id, path: Path) -> dict[str, float]:
+    """One scp_codes cell: a dict literal of statement codes to likelihoods (0-100), bounded before parsing."""
+    if isinstance(value, str) and len(value) > MAX_SCP_CODES_CHARS:
+        raise EcgCrnnError(
+            f"{path}: ecg_id {ecg_id}: scp_codes is {len(value):,} characters long ({value[:40]!r}...), more than "
+            f"the {MAX_SCP_CODES_CHARS:,} a list of PTB-XL's statements can take; refused"
+        )
+    try:
+        codes = ast.literal_eval(value) if isinstance(value, str) else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        codes = None
+    ok = isinstance(codes, dict) and all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in codes.items()
+    )
+    if not ok:
+        raise EcgCrnnError(
+            f"{path}: ecg_id {ecg_id}: scp_codes {str(value)[:80]!r} is not a dict literal of statement codes "
+            "to likelihoods"
+        )
+    return codes
 
 
 def load_statements(root: Path) -> pd.DataFrame:

@@ -1,12 +1,13 @@
 """Reading WFDB records fast and strictly.
 
 PTB-XL stores every record as format 16 (little-endian int16, leads interleaved) in one .dat per record.
-For that layout the header is parsed here and the samples are read with one `np.fromfile`, ~35x faster
-than `wfdb.rdsamp`, which spends most of its time parsing the header generically. Anything else (other
-formats, several files, skew or byte offsets) goes through the wfdb package itself.
+For that layout the header is parsed (headers.py, which bounds it) and the samples are read in one go, ~35x
+faster than `wfdb.rdsamp`, which spends most of its time parsing the header generically. Anything else (other
+formats, several files, byte offsets) goes through the wfdb package itself.
 
-Reading is strict, because silent damage is worse than a stop: the .dat size must match the header's
-sample count, and each lead's WFDB checksum (sum of samples mod 2^16) must match the header's. Units are
+Reading is strict, because silent damage is worse than a stop: every signal file must be a regular file in the
+record's folder whose size is checked before a byte is read (the exact size for format 16, an upper bound
+otherwise), and each lead's WFDB checksum (sum of samples mod 2^16) must match the header's. Units are
 parsed per lead (`gain(baseline)/units`); `gains_in_mv` turns gains in uV or V into gains per mV, and
 refuses any other unit, so a physical signal is always in mV. `signal_problems` names leads that carry no
 signal at all (every sample WFDB's invalid value, or one constant).
@@ -15,90 +16,22 @@ signal at all (every sample WFDB's invalid value, or one constant).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import EcgCrnnError
+from .files import open_regular
+from .headers import Header, RecordError, parse_header
 
-
-class RecordError(EcgCrnnError):
-    pass
-
-
-@dataclass(frozen=True)
-class Header:
-    name: str
-    fs: float
-    n_samples: int
-    files: tuple[str, ...]  # per lead
-    fmts: tuple[str, ...]
-    gains: tuple[float, ...]
-    baselines: tuple[int, ...]
-    checksums: tuple[int | None, ...]
-    leads: tuple[str, ...]
-    units: tuple[str, ...] = ()  # per lead, as written after the gain's '/'; WFDB's default is mV
-
-    @property
-    def n_sig(self) -> int:
-        return len(self.leads)
-
-    @property
-    def simple_fmt16(self) -> bool:
-        return len(set(self.files)) == 1 and all(f == "16" for f in self.fmts)
-
-
-def parse_header(path: Path) -> Header:
-    """Parse a .hea file (record line + one line per signal); errors name the file."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise RecordError(f"{path}: record header not found") from None
-    except UnicodeDecodeError:
-        raise RecordError(f"{path}: header is not text") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    try:
-        rec = lines[0].split()
-        if "/" in rec[0]:
-            raise ValueError(f"{rec[0]!r} is a multi-segment record, which is not supported")
-        n_sig = int(rec[1])
-        fs = float(rec[2].split("/")[0].split("(")[0])
-        n_samples = int(rec[3])
-        sig_lines = [ln.split() for ln in lines[1 : 1 + n_sig]]
-        if len(sig_lines) != n_sig:
-            raise ValueError(f"declares {n_sig} signals but describes {len(sig_lines)}")
-        files, fmts, gains, baselines, checksums, leads, units = [], [], [], [], [], [], []
-        for parts in sig_lines:
-            files.append(parts[0])
-            fmts.append(parts[1])
-            gain_field, _, unit = parts[2].partition("/")
-            units.append(unit or "mV")
-            if "(" in gain_field:
-                g, b = gain_field.rstrip(")").split("(")
-                gains.append(float(g))
-                baselines.append(int(b))
-            else:
-                gains.append(float(gain_field))
-                baselines.append(int(parts[4]) if len(parts) > 4 else 0)  # baseline defaults to adc_zero
-            checksums.append(int(parts[6]) if len(parts) > 6 else None)
-            leads.append(" ".join(parts[8:]) if len(parts) > 8 else f"sig{len(leads)}")
-    except (IndexError, ValueError) as exc:
-        raise RecordError(f"{path}: malformed WFDB header ({exc})") from None
-    if any(g == 0 for g in gains):
-        gains = [200.0 if g == 0 else g for g in gains]  # WFDB: gain 0 means the default, 200 adu/mV
-    return Header(
-        path.stem,
-        fs,
-        n_samples,
-        tuple(files),
-        tuple(fmts),
-        tuple(gains),
-        tuple(baselines),
-        tuple(checksums),
-        tuple(leads),
-        tuple(units),
-    )
+__all__ = [
+    "INVALID",
+    "Header",
+    "RecordError",
+    "gains_in_mv",
+    "parse_header",
+    "read_digital",
+    "signal_problems",
+]
 
 
 # Physical units a lead may be in, and how many of them make one mV.
@@ -150,24 +83,56 @@ def read_digital(record: Path) -> tuple[np.ndarray, Header]:
     """Digital samples (n_sig, n_samples) int16 and the header of the record at `record` (no suffix)."""
     header = parse_header(record.with_suffix(".hea"))
     if header.simple_fmt16:
-        dat = record.parent / header.files[0]
-        try:
-            raw = np.fromfile(dat, dtype="<i2")
-        except FileNotFoundError:
-            raise RecordError(
-                f"{dat}: signal file not found (named by {record.with_suffix('.hea')})"
-            ) from None
-        expected = header.n_sig * header.n_samples
-        if raw.size * 2 != dat.stat().st_size or raw.size != expected:
-            raise RecordError(
-                f"{dat}: {dat.stat().st_size} bytes, but its header declares {header.n_sig} leads x "
-                f"{header.n_samples} samples in format 16 = {expected * 2} bytes (truncated or corrupt)"
-            )
-        digital = raw.reshape(header.n_samples, header.n_sig).T
+        digital = _read_fmt16(record, header)
     else:
+        _check_signal_files(record, header)
         digital = _read_with_wfdb(record, header)
     _check_checksums(record, header, digital)
     return np.ascontiguousarray(digital), header
+
+
+def _open_signal_file(record: Path, name: str):
+    dat = record.parent / name
+    try:
+        return (dat, *open_regular(dat, "signal file"))
+    except FileNotFoundError:
+        raise RecordError(f"{dat}: signal file not found (named by {record.with_suffix('.hea')})") from None
+
+
+def _read_fmt16(record: Path, header: Header) -> np.ndarray:
+    """One format-16 file, its size checked against the header before it is read."""
+    dat, f, size = _open_signal_file(record, header.files[0])
+    expected = header.n_sig * header.n_samples * 2
+    with f:
+        if size != expected:
+            raise RecordError(
+                f"{dat}: {size} bytes, but its header declares {header.n_sig} leads x {header.n_samples} "
+                f"samples in format 16 = {expected} bytes (truncated or corrupt)"
+            )
+        raw = np.fromfile(f, dtype="<i2", count=expected // 2)
+    if raw.size * 2 != expected:
+        raise RecordError(f"{dat}: changed while it was read ({raw.size * 2} of {expected} bytes)")
+    return raw.reshape(header.n_samples, header.n_sig).T
+
+
+# The most bytes one sample takes in any WFDB format (format 32); a signal file larger than its signals' samples at
+# this size, plus its byte offset, cannot be the header's.
+_MAX_SAMPLE_BYTES = 4
+
+
+def _check_signal_files(record: Path, header: Header) -> None:
+    """Before wfdb reads them: every signal file regular and no larger than the header allows."""
+    for name in dict.fromkeys(header.files):
+        n = header.files.count(name)
+        offset = max(o for f, o in zip(header.files, header.offsets, strict=True) if f == name)
+        dat, f, size = _open_signal_file(record, name)
+        f.close()
+        most = offset + n * header.n_samples * _MAX_SAMPLE_BYTES
+        if size > most:
+            raise RecordError(
+                f"{dat}: {size:,} bytes, more than {n} signal(s) x {header.n_samples:,} samples can take in any "
+                f"WFDB format ({most:,} bytes); refused"
+            )
 
 
 def _read_with_wfdb(record: Path, header: Header) -> np.ndarray:

@@ -1,46 +1,57 @@
-"""Where PTB-XL comes from: PhysioNet (HTTPS), an S3 bucket (boto3), or a local directory.
+"""Where a dataset comes from: PhysioNet or a mirror (HTTP(S), http_source.py), an S3 bucket (boto3), or a local
+directory.
 
 Every source does one thing: stream one file, named by its path relative to the dataset root, into an
-open binary file. The download stage adds parallelism, verification, atomic placement and the retries on
-top: sources try each request once (no urllib3 or botocore retries underneath), so that a failing file is
-tried exactly `download.retries + 1` times.
+open binary file, within the file's bounds (transfer.py: at most so many raw bytes, a wall-clock deadline). The
+download stage adds parallelism, verification, atomic placement and the retries on top: sources try each request
+once (no urllib3 or botocore retries underneath), so that a failing file is tried exactly `download.retries + 1`
+times. A local source reads only regular files (a FIFO would block the read forever).
 """
 
 from __future__ import annotations
 
-import shutil
-import threading
+import os
+import stat
+import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from ..errors import EcgCrnnError
 from ..s3 import describe_client_error
+from .http_source import HttpSource
+from .transfer import (
+    RETRYABLE_STATUS,
+    Bounds,
+    DeadlineExceeded,
+    FileTooLarge,
+    SourceFileMissing,
+    SourceUnreachable,
+    TransientSourceError,
+    Watchdog,
+)
+
+__all__ = [
+    "Bounds",
+    "DeadlineExceeded",
+    "FileTooLarge",
+    "HttpSource",
+    "LocalSource",
+    "S3Source",
+    "Source",
+    "SourceFileMissing",
+    "SourceUnreachable",
+    "TransientSourceError",
+    "open_source",
+]
 
 _CHUNK = 1 << 20
-
-
-class SourceFileMissing(EcgCrnnError):
-    """The source has no file at that path (HTTP 404, S3 NoSuchKey, no such local file)."""
-
-
-class TransientSourceError(EcgCrnnError):
-    """A connection that failed or broke off mid-transfer, or a server that is busy (HTTP 429, 5xx):
-    worth another try."""
-
-
-class SourceUnreachable(TransientSourceError):
-    """No connection could be made at all (name not resolved, connection refused, connect timeout)."""
-
-
-# Answers that say "try again later" rather than "no".
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class Source(Protocol):
     description: str
 
-    def fetch(self, relpath: str, out: BinaryIO) -> None: ...
+    def fetch(self, relpath: str, out: BinaryIO, bounds: Bounds) -> None: ...
 
     def url_of(self, relpath: str) -> str: ...
 
@@ -55,62 +66,26 @@ class LocalSource:
     def url_of(self, relpath: str) -> str:
         return str(self.root / relpath)
 
-    def fetch(self, relpath: str, out: BinaryIO) -> None:
+    def fetch(self, relpath: str, out: BinaryIO, bounds: Bounds) -> None:
+        path = self.root / relpath
+        deadline = time.monotonic() + bounds.deadline_s
         try:
-            with open(self.root / relpath, "rb") as f:
-                shutil.copyfileobj(f, out, _CHUNK)
+            # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise SourceFileMissing(f"{self.root / relpath}: no such file in the source") from None
-
-
-class HttpSource:
-    """PhysioNet or any HTTP(S) mirror that serves the dataset's tree under one base URL."""
-
-    def __init__(self, base_url: str, timeout_s: float):
-        self.base_url = base_url.rstrip("/") + "/"
-        self.description = self.base_url
-        self.timeout_s = timeout_s
-        self._local = threading.local()  # one keep-alive session per download thread
-
-    def url_of(self, relpath: str) -> str:
-        return self.base_url + relpath
-
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
-
-            # max_retries=0: one attempt per request; the download stage retries (see the module doc).
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=0))
-            session.mount("https://", HTTPAdapter(max_retries=0))
-            session.headers["User-Agent"] = "ecg-crnn"
-            self._local.session = session
-        return session
-
-    def fetch(self, relpath: str, out: BinaryIO) -> None:
-        import requests
-
-        url = self.url_of(relpath)
-        try:
-            resp = self._session().get(url, stream=True, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.ConnectTimeout) as exc:
-            raise SourceUnreachable(f"{url}: {type(exc).__name__}: {exc}") from None
-        except requests.RequestException as exc:
-            raise TransientSourceError(f"{url}: {type(exc).__name__}: {exc}") from None
-        try:
-            with resp:
-                if resp.status_code == 404:
-                    raise SourceFileMissing(f"{url}: not found (HTTP 404)")
-                if resp.status_code in _RETRYABLE_STATUS:
-                    raise TransientSourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-                if resp.status_code >= 400:
-                    raise EcgCrnnError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-                for chunk in resp.iter_content(_CHUNK):
-                    out.write(chunk)
-        except requests.RequestException as exc:
-            raise TransientSourceError(f"{url}: {type(exc).__name__}: {exc}") from None
+            raise SourceFileMissing(f"{path}: no such file in the source") from None
+        except OSError as exc:
+            raise EcgCrnnError(f"{path}: cannot be read ({exc.strerror})") from None
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise EcgCrnnError(f"{path}: not a regular file in the source (a FIFO, device or directory)")
+            if info.st_size > bounds.max_bytes:
+                raise bounds.too_large(str(path), info.st_size)
+            while chunk := f.read(_CHUNK):
+                out.write(chunk)
+                if time.monotonic() > deadline:
+                    raise bounds.too_slow(str(path))
 
 
 class S3Source:
@@ -148,7 +123,20 @@ class S3Source:
         at = f" at {self.endpoint_url}" if self.endpoint_url else ""
         return f"s3://{self.bucket}/{self._key(relpath)}{at}"
 
-    def fetch(self, relpath: str, out: BinaryIO) -> None:
+    def fetch(self, relpath: str, out: BinaryIO, bounds: Bounds) -> None:
+        where = f"s3://{self.bucket}/{self._key(relpath)}"
+        with Watchdog(bounds.deadline_s) as deadline:
+            try:
+                self._get(self._key(relpath), where, out, bounds, deadline)
+            except EcgCrnnError:
+                if not deadline.expired:
+                    raise
+            if deadline.expired:
+                raise bounds.too_slow(where)
+
+    def _get(self, key: str, where: str, out: BinaryIO, bounds: Bounds, deadline: Watchdog) -> None:
+        """One GET; the body's connection is watched by `deadline` (the headers come within botocore's
+        per-read timeout)."""
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -156,11 +144,14 @@ class S3Source:
             EndpointConnectionError,
             NoCredentialsError,
         )
+        from urllib3.exceptions import HTTPError
 
-        key = self._key(relpath)
-        where = f"s3://{self.bucket}/{key}"
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            if answer.get("ContentLength", 0) > bounds.max_bytes:
+                raise bounds.too_large(where, answer["ContentLength"])
+            body = answer["Body"]
+            deadline.watch(getattr(body, "_raw_stream", None))  # urllib3's response under botocore's body
             for chunk in body.iter_chunks(_CHUNK):
                 out.write(chunk)
         except ClientError as exc:
@@ -168,12 +159,12 @@ class S3Source:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in ("NoSuchKey", "404"):
                 raise SourceFileMissing(f"{where}: no such object") from None
-            if status in _RETRYABLE_STATUS or code in ("SlowDown", "Throttling", "RequestTimeout"):
+            if status in RETRYABLE_STATUS or code in ("SlowDown", "Throttling", "RequestTimeout"):
                 raise TransientSourceError(describe_client_error(exc, where)) from None
             raise EcgCrnnError(describe_client_error(exc, where)) from None
         except (EndpointConnectionError, ConnectTimeoutError) as exc:
             raise SourceUnreachable(describe_client_error(exc, where)) from None
-        except (BotoCoreError, NoCredentialsError) as exc:
+        except (BotoCoreError, NoCredentialsError, HTTPError, OSError) as exc:
             raise TransientSourceError(describe_client_error(exc, where)) from None
 
 

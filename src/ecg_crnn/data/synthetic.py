@@ -35,6 +35,8 @@ from .leads import LEADS
 from .ptbxl import DATABASE_CSV, STATEMENTS_CSV
 
 DURATION_S = 10
+# Written into every synthetic dataset: synth replaces only a folder that holds it (or a new or empty one).
+MARKER = ".ecg-crnn-synthetic"
 GAIN = 1000.0  # adu per mV, as in PTB-XL
 
 # code: (description, diagnostic, form, rhythm, diagnostic_class, diagnostic_subclass), as PTB-XL's table
@@ -299,6 +301,40 @@ def _statements() -> pd.DataFrame:
     return df
 
 
+def _check_args(n_records: int, rates: tuple[int, ...], shift_fold: int | None) -> None:
+    if shift_fold is not None and not 1 <= shift_fold <= 10:
+        raise EcgCrnnError(f"synth: --shift-fold must be in 1..10, got {shift_fold}")
+    if n_records < 10:
+        raise EcgCrnnError(f"synth: --records must be at least 10 (one per fold), got {n_records}")
+    bad = [r for r in rates if r not in (100, 500)]
+    if bad:
+        raise EcgCrnnError(f"synth: sampling rate {bad[0]} is not 100 or 500")
+
+
+def replaceable(out_dir: Path) -> Path:
+    """`out_dir`, resolved, if synth may replace it whole: new, empty, or a synthetic dataset synth wrote (it holds
+    MARKER). Anything else is refused with the reason: the current folder or one above it (`synth .` would swap
+    the working directory itself away), a file, a folder with other files."""
+    resolved = out_dir.resolve()
+    here = Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise EcgCrnnError(
+            f"synth: {out_dir} is the current folder{'' if resolved == here else ' or one above it'}; synth writes "
+            "a whole dataset folder and replaces it in one step, which would swap out everything in it: give a "
+            "new folder, e.g. `ecg-crnn synth data/synthetic`"
+        )
+    if resolved.exists() and not resolved.is_dir():
+        raise EcgCrnnError(f"synth: {out_dir} exists and is not a folder")
+    marker = resolved / MARKER
+    if resolved.is_dir() and any(resolved.iterdir()) and not (marker.is_file() and not marker.is_symlink()):
+        raise EcgCrnnError(
+            f"synth: {out_dir} already holds files and is not a synthetic dataset that synth wrote (no {MARKER} "
+            "in it); synth replaces its output folder whole, so it writes only into a new or empty folder or over "
+            "its own earlier output: give another folder"
+        )
+    return resolved
+
+
 def write_synthetic(
     out_dir: Path,
     n_records: int,
@@ -311,13 +347,8 @@ def write_synthetic(
 
     `shift_fold` makes one fold drift on purpose (older, heavier patients on one device; louder, noisier
     signals with more baseline wander), for testing drift detection."""
-    if shift_fold is not None and not 1 <= shift_fold <= 10:
-        raise EcgCrnnError(f"synth: --shift-fold must be in 1..10, got {shift_fold}")
-    if n_records < 10:
-        raise EcgCrnnError(f"synth: --records must be at least 10 (one per fold), got {n_records}")
-    bad = [r for r in rates if r not in (100, 500)]
-    if bad:
-        raise EcgCrnnError(f"synth: sampling rate {bad[0]} is not 100 or 500")
+    _check_args(n_records, rates, shift_fold)
+    out_dir = replaceable(Path(out_dir))
     rng = np.random.default_rng(seed)
     records = [SynthRecord(i + 1, draw_codes(rng)) for i in range(n_records)]
     # About 1.15 records per patient, as in PTB-XL; each patient's records share one fold.
@@ -355,4 +386,7 @@ def write_synthetic(
                     (tmp / (name + ext)).write_bytes(data)
                     sums[name + ext] = hashlib.sha256(data).hexdigest()
         (tmp / SUMS_NAME).write_text(format_sums(sums))
+        (tmp / MARKER).write_text(
+            "a synthetic PTB-XL written by ecg-crnn synth; synth may replace this folder\n"
+        )
     return {"records": n_records, "rates": list(rates), "files": len(sums)}

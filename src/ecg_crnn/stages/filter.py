@@ -3,8 +3,9 @@
 Outputs (one directory, swapped in atomically; previous outputs stay untouched on any error):
   labels.csv    ecg_id, patient_id, strat_fold, filename, then one 0/1 column per class
   classes.json  the task, the class order, positives and family (MI, CD, rhythm, ...) per class
-  dropped.csv   ecg_id, filename, reason: records left out because a lead carries no signal
-                (filter.bad_records: drop; header only when none was)
+  dropped.csv   ecg_id, filename, reason: records left out because a lead carries no signal or an amplitude no
+                ECG can have (filter.bad_records: drop; header only when none was); each is also named on the
+                console when there are at most NAMED of them
   signals.npy, calibration.npz, signals.json   the signal cache (see data/signals.py)
 """
 
@@ -21,6 +22,8 @@ from ..data.cache import build_cache, drop_rows
 from ..data.filtering import drop_unusable, select_records
 from ..errors import EcgCrnnError
 from ..layout import FILTERED, RAW
+
+NAMED = 10  # dropped records named one by one on the console; more are counted, and listed in dropped.csv
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,7 @@ def run(params: Params, paths: Paths = Paths(), progress: bool = True) -> dict:
         table, classes, dropped = drop_unusable(table, classes, problems, cfg)
         if len(dropped):
             drop_rows(tmp, dropped["row"])
-            print(
-                f"filter: dropped {len(dropped):,} records whose signal is unusable; the list with the "
-                f"reasons is in {out_dir / 'dropped.csv'}",
-                file=sys.stderr,
-            )
+            _say_dropped(dropped, out_dir / "dropped.csv")
         dropped[["ecg_id", "filename", "reason"]].to_csv(tmp / "dropped.csv", index=False)
         table.to_csv(tmp / "labels.csv", index=False)
         summary = {
@@ -64,3 +63,14 @@ def run(params: Params, paths: Paths = Paths(), progress: bool = True) -> dict:
         (tmp / "classes.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"filter: {summary['records']} records, {len(summary['classes'])} classes -> {out_dir}")
     return summary
+
+
+def _say_dropped(dropped, listing: Path) -> None:
+    if len(dropped) <= NAMED:
+        for ecg_id, filename, reason in dropped[["ecg_id", "filename", "reason"]].itertuples(index=False):
+            print(f"filter: dropped ecg_id {ecg_id} ({filename}): {reason}", file=sys.stderr)
+    print(
+        f"filter: dropped {len(dropped):,} records whose signal is unusable or implausible; the list with the "
+        f"reasons is in {listing}",
+        file=sys.stderr,
+    )
