@@ -130,6 +130,44 @@ def headline_metrics(st: StudyResult) -> dict:
     return out
 
 
+def _model_summary(st: StudyResult, m) -> dict:
+    return {
+        "arch": m.arch,
+        "window_s": m.window,
+        "verdict": st.verdict_against_best(m.key),
+        "val_macro_auroc": m.val_of(st.selection),
+        **{
+            f: {"point": x.point, "ci": [x.interval.lo, x.interval.hi], "seed_sd": x.seed_sd}
+            for f, x in st.figures[m.key].items()
+        },
+        **m.cost,
+    }
+
+
+def _hypothesis_summary(st: StudyResult, h: Hypothesis) -> dict:
+    v = h.verdict
+    return {
+        "question": h.group,
+        "tier": "primary" if st.is_primary(h) else "secondary",
+        "figure": h.figure,
+        "a": h.a,
+        "b": h.b,
+        "seeds": h.seeds,
+        "difference": h.difference,
+        "ci": [h.interval.lo, h.interval.hi],
+        "se": h.estimate.se,
+        "df": h.estimate.df,
+        "margin": h.margin,
+        "level": v.level,
+        "verdict": v.wording,
+        "better": v.better,
+        "worse": v.worse,
+        "equivalent": v.equivalent,
+        "noninferior": v.noninferior,
+        "mde": v.mde,
+    }
+
+
 def summary(st: StudyResult) -> dict:
     """Machine-readable results (non-metric JSON): every choice, model, hypothesis and power figure."""
     return {
@@ -140,47 +178,8 @@ def summary(st: StudyResult) -> dict:
         "confirmation_seeds": list(st.confirmation),
         "primary_classes": st.primary_classes,
         "family_order": st.family_order,
-        "models": {
-            m.name: {
-                "arch": m.arch,
-                "window_s": m.window,
-                "verdict": st.verdict_against_best(m.key),
-                "val_macro_auroc": m.val_of(st.selection),
-                **{
-                    f: {
-                        "point": st.point(m.key, f),
-                        "ci": list(st.interval(m.key, f)),
-                        "seed_sd": st.figures[m.key][f].seed_sd,
-                    }
-                    for f in (ENDPOINT, *TESTED)
-                },
-                **m.cost,
-            }
-            for m in st.models.values()
-        },
-        "tests": {
-            h.name: {
-                "question": h.group,
-                "tier": "primary" if st.is_primary(h) else "secondary",
-                "figure": h.figure,
-                "a": h.a,
-                "b": h.b,
-                "seeds": h.seeds,
-                "difference": h.difference,
-                "ci": [h.interval.lo, h.interval.hi],
-                "se": h.estimate.se,
-                "df": h.estimate.df,
-                "margin": h.margin,
-                "level": h.verdict.level,
-                "verdict": h.verdict.wording,
-                "better": h.verdict.better,
-                "worse": h.verdict.worse,
-                "equivalent": h.verdict.equivalent,
-                "noninferior": h.verdict.noninferior,
-                "mde": h.verdict.mde,
-            }
-            for h in st.hypotheses.values()
-        },
+        "models": {m.name: _model_summary(st, m) for m in st.models.values()},
+        "tests": {h.name: _hypothesis_summary(st, h) for h in st.hypotheses.values()},
         "power": {
             r.name: {
                 "level": r.level,
@@ -192,5 +191,12 @@ def summary(st: StudyResult) -> dict:
                 "mde_by_folds": list(r.plan.mde_by_folds),
             }
             for r in st.power
+        },
+        "learning_curves": {
+            f"{f:g}": {
+                f"{k[0]} @ {k[1]:g} s": {"point": x.point, "ci": [x.interval.lo, x.interval.hi]}
+                for k, x in by.items()
+            }
+            for f, by in st.curves.items()
         },
     }
