@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import EcgCrnnError
+from .redaction import redact, url_secret
 from .registry import ALL_ARCHITECTURES, REGISTRY
+from .shapes import git_url_problem, pool_problem
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 SAMPLING_RATES = (100, 500)
@@ -42,6 +44,19 @@ NonNegative = Annotated[int, Field(ge=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def _refuse_secrets(section: BaseModel, name: str, keys: tuple[str, ...]) -> None:
+    """URL-valued keys hold no credential: params.yaml, dvc.lock, git history, experiment refs and Prefect's
+    parameters keep a value forever, and no redaction of a message can take it back out of them."""
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and (secret := url_secret(value)):
+            raise ConfigError(
+                f"{name}.{key}: {redact(value)} holds {secret}; a URL here is stored in dvc.lock, git history "
+                "and experiment refs. Give credentials through the environment, ~/.netrc, ~/.pgpass or a git "
+                "credential helper instead (README: Security)"
+            )
+
+
 class DataSettings(Section):
     sampling_rate: Literal[100, 500] = 100
 
@@ -53,6 +68,11 @@ class DownloadSettings(Section):
     workers: Positive = 16
     retries: NonNegative = 3
     timeout_s: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets(self, "download", ("source", "s3_endpoint_url"))
+        return self
 
 
 class FilterSettings(Section):
@@ -178,6 +198,11 @@ class StorageSettings(Section):
     publish_url: str | None = None
     endpoint_url: str | None = None
 
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets(self, "storage", ("publish_url", "endpoint_url"))
+        return self
+
 
 class SearchSettings(Section):
     trials: Positive = 20
@@ -202,6 +227,9 @@ class SearchSettings(Section):
 
     @model_validator(mode="after")
     def _space(self):
+        _refuse_secrets(self, "search", ("storage",))
+        if problem := pool_problem(self.work_pool):
+            raise ConfigError(f"search.work_pool: {self.work_pool!r}: {problem}")
         for key in ("windows", "rnn", "bidirectional", "hidden", "dropout", "lr"):
             if not getattr(self, key):
                 raise ConfigError(f"search.{key}: the search space is empty")
@@ -229,6 +257,10 @@ class GridSettings(Section):
 
     @model_validator(mode="after")
     def _heartbeats(self):
+        if self.git_remote is not None and (problem := git_url_problem(self.git_remote, remote_name_ok=True)):
+            raise ConfigError(f"grid.git_remote: {redact(self.git_remote)!r}: {problem}")
+        if problem := pool_problem(self.work_pool):
+            raise ConfigError(f"grid.work_pool: {self.work_pool!r}: {problem}")
         # Prefect sends flow-run heartbeats at most every 30 s; a run is stale only after two are missed.
         if self.heartbeat_s < 30:
             raise ConfigError(

@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from ..errors import EcgCrnnError
+from ..redaction import redact
 from ..s3 import describe_client_error
 
 _CHUNK = 1 << 20
@@ -68,7 +69,7 @@ class HttpSource:
 
     def __init__(self, base_url: str, timeout_s: float):
         self.base_url = base_url.rstrip("/") + "/"
-        self.description = self.base_url
+        self.description = redact(self.base_url)  # what messages name; params.yaml refuses credentials anyway
         self.timeout_s = timeout_s
         self._local = threading.local()  # one keep-alive session per download thread
 
@@ -124,7 +125,7 @@ class S3Source:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.endpoint_url = endpoint_url
-        self.description = url + (f" at {endpoint_url}" if endpoint_url else "")
+        self.description = redact(url + (f" at {endpoint_url}" if endpoint_url else ""))
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config

@@ -69,6 +69,12 @@ def plot_depth(st: StudyResult, path: Path) -> None:
     _save(fig, path)
 
 
+def _literal(name) -> str:
+    """A name from the data as plain text: a '$' would start matplotlib's mathtext (and a malformed formula
+    fails the whole figure)."""
+    return str(name).replace("$", r"\$")
+
+
 def plot_context(st: StudyResult, path: Path) -> None:
     """The value of recurrence (best recurrent model minus the CNN, chosen on validation) per label family
     and overall, at each window: does it grow with context?"""
@@ -76,7 +82,7 @@ def plot_context(st: StudyResult, path: Path) -> None:
     windows = [w for w in st.windows if w in st.best_recurrent and ("cnn", w) in st.models]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * (len(fams) + 1) * max(1, len(windows))), 4.2))
     width = 0.8 / max(1, len(windows))
-    groups = ["all classes (macro-AUROC)", *fams]
+    groups = ["all classes (macro-AUROC)", *map(_literal, fams)]
     for j, w in enumerate(windows):
         vals, errs = [], []
         t = st.recurrence.get(w, {}).get(PRIMARY)
@@ -177,7 +183,7 @@ def plot_heatmap(st: StudyResult, path: Path) -> None:
         )
     ax.set_xticks(
         range(len(classes)),
-        [f"{c}\n({f})" for c, f in zip(classes, first["family"], strict=True)],
+        [f"{_literal(c)}\n({_literal(f)})" for c, f in zip(classes, first["family"], strict=True)],
         rotation=90,
         fontsize=7,
     )

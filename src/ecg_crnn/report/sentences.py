@@ -9,7 +9,9 @@ import numpy as np
 
 from ..analysis.compare import StudyResult
 from ..analysis.results import PRIMARY
+from ..markup import md_escape
 from ..metrics import TESTED
+from ..redaction import redact
 from ..registry import RNN_TYPES
 from ..schedule import schedule_epochs
 from .format import NAMES, ci, kilo, p_value, plural, signed, with_interval
@@ -37,17 +39,18 @@ class RunInfo:
 def _data_lines(st: StudyResult, info: RunInfo) -> list[str]:
     m0 = next(iter(st.models.values()))
     pc = m0.per_class
-    absent = pc.loc[pc["test_positives"] == 0, "class"].tolist()
+    absent = [md_escape(c) for c in pc.loc[pc["test_positives"] == 0, "class"]]
     few = pc.loc[(pc["test_positives"] > 0) & (pc["test_positives"] < 5), ["class", "test_positives"]]
     few_text = (
         " Fewer than 5 test positives: "
-        + ", ".join(f"{c} ({n})" for c, n in few.itertuples(index=False))
+        + ", ".join(f"{md_escape(c)} ({int(n)})" for c, n in few.itertuples(index=False))
         + "."
         if len(few)
         else ""
     )
     return [
-        f"- **Data**: {info.source}, {info.sampling_rate} Hz, task `{info.task}` ({info.class_count} classes); "
+        f"- **Data**: {md_escape(redact(info.source))}, {info.sampling_rate} Hz, task {md_escape(info.task)} "
+        f"({info.class_count} classes); "
         f"records per split: train {info.split_records.get('train', 0):,}, validation "
         f"{info.split_records.get('val', 0):,}, test {info.split_records.get('test', 0):,} "
         f"({int(m0.runs.iloc[0]['test_patients']):,} patients).",
@@ -292,7 +295,7 @@ def _context(st: StudyResult) -> list[str]:
             f"{_trend(st, c.reference, 'grows', 'shrinks', 'shows no significant change')} with context "
             f"({_stated(c.reference)})."
         )
-    fam = {f: c.families[f] for f in st.family_order}
+    fam = {md_escape(f): c.families[f] for f in st.family_order}  # family names come from the data
     grows = [f for f, t in fam.items() if _significant(st, t) and t.difference > 0]
     shrinks = [f for f, t in fam.items() if _significant(st, t) and t.difference < 0]
     tail = f"; it shrinks for {', '.join(shrinks)}." if shrinks else "."
@@ -312,7 +315,7 @@ def _context(st: StudyResult) -> list[str]:
 def _where_recurrence_helps(st: StudyResult) -> list[str]:
     lines = []
     for w in st.best_recurrent:
-        tests = {f: st.label_gain[w][f] for f in st.family_order if f in st.label_gain.get(w, {})}
+        tests = {md_escape(f): st.label_gain[w][f] for f in st.family_order if f in st.label_gain.get(w, {})}
         if not tests:
             continue
         parts = [f"{f} {signed(t.difference)}{'*' if _significant(st, t) else ''}" for f, t in tests.items()]
