@@ -29,7 +29,10 @@ FLOORS = [
         },
     ),
     ("data", {"data"}),
-    ("model", {"metrics", "dataset", "models", "artifact", "training", "evaluation", "cost", "robustness"}),
+    (
+        "model",
+        {"metrics", "dataset", "models", "artifact", "resume", "training", "evaluation", "cost", "robustness"},
+    ),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),
     ("stages", {"stages"}),
     ("entry", {"cli", "__main__"}),
