@@ -224,9 +224,13 @@ class SearchSettings(Section):
     work_pool: str = "ecg-crnn"
     workers: Positive = 2
     worker_timeout_s: Positive = 300
+    flow_heartbeat_s: int = 30
+    stale_after_s: int = 100
+    promote_timeout_s: Positive = 259200
 
     @model_validator(mode="after")
     def _space(self):
+        _prefect_heartbeats("search", self.flow_heartbeat_s, self.stale_after_s)
         _refuse_secrets(self, "search", ("storage",))
         if problem := pool_problem(self.work_pool):
             raise ConfigError(f"search.work_pool: {self.work_pool!r}: {problem}")
@@ -246,6 +250,18 @@ class SearchSettings(Section):
         return self
 
 
+def _prefect_heartbeats(section: str, every_s: int, stale_after_s: int) -> None:
+    # Prefect sends flow-run heartbeats at most every 30 s; a run is stale only after two are missed.
+    key = "heartbeat_s" if section == "grid" else "flow_heartbeat_s"
+    if every_s < 30:
+        raise ConfigError(f"{section}.{key}: Prefect sends heartbeats at most every 30 s, got {every_s}")
+    if stale_after_s <= 2 * every_s:
+        raise ConfigError(
+            f"{section}.stale_after_s: must exceed two heartbeats (2 x {section}.{key} = {2 * every_s}), "
+            f"got {stale_after_s}"
+        )
+
+
 class GridSettings(Section):
     work_pool: str = "ecg-crnn"
     git_remote: str | None = None
@@ -254,23 +270,15 @@ class GridSettings(Section):
     stale_after_s: int = 100
     retries: NonNegative = 2
     worker_timeout_s: Positive = 600
+    command_timeout_s: Positive = 86400
 
     @model_validator(mode="after")
     def _heartbeats(self):
+        _prefect_heartbeats("grid", self.heartbeat_s, self.stale_after_s)
         if self.git_remote is not None and (problem := git_url_problem(self.git_remote, remote_name_ok=True)):
             raise ConfigError(f"grid.git_remote: {redact(self.git_remote)!r}: {problem}")
         if problem := pool_problem(self.work_pool):
             raise ConfigError(f"grid.work_pool: {self.work_pool!r}: {problem}")
-        # Prefect sends flow-run heartbeats at most every 30 s; a run is stale only after two are missed.
-        if self.heartbeat_s < 30:
-            raise ConfigError(
-                f"grid.heartbeat_s: Prefect sends heartbeats at most every 30 s, got {self.heartbeat_s}"
-            )
-        if self.stale_after_s <= 2 * self.heartbeat_s:
-            raise ConfigError(
-                f"grid.stale_after_s: must exceed two heartbeats (2 x grid.heartbeat_s = {2 * self.heartbeat_s}), "
-                f"got {self.stale_after_s}"
-            )
         return self
 
 
@@ -278,6 +286,7 @@ class RetrainSettings(Section):
     cron: str = "0 3 * * 0"
     timezone: str = "UTC"
     publish: bool = True
+    timeout_s: Positive = 259200
 
 
 class Params(Section):

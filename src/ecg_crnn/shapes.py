@@ -50,6 +50,11 @@ def git_url_problem(url: str, remote_name_ok: bool = False) -> str | None:
     return "not an https://, ssh:// or file:// URL, a user@host:path address or an absolute path"
 
 
+def is_remote_name(value: str) -> bool:
+    """A git remote's name (`origin`), as opposed to a URL, an address or a path."""
+    return bool(_REMOTE_NAME.fullmatch(str(value)))
+
+
 def ref_problem(ref: str) -> str | None:
     if not GRID_REF.fullmatch(str(ref)):
         return "not a grid snapshot ref (refs/ecg-crnn/grid/YYYYmmddTHHMMSS-xxxxxx)"
