@@ -198,7 +198,9 @@ class _Client:
 
     def __init__(self):
         started = datetime.now(UTC) - timedelta(hours=1)
-        self.runs = {i: SimpleNamespace(id=i, start_time=started, state="RUNNING") for i in (uuid4(), uuid4())}
+        self.runs = {
+            i: SimpleNamespace(id=i, start_time=started, state="RUNNING") for i in (uuid4(), uuid4())
+        }
 
     def read_flow_runs(self, flow_run_filter):
         return [

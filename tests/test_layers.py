@@ -31,7 +31,17 @@ FLOORS = [
     ("data", {"data"}),
     (
         "model",
-        {"metrics", "dataset", "models", "artifact", "resume", "training", "evaluation", "cost", "robustness"},
+        {
+            "metrics",
+            "dataset",
+            "models",
+            "artifact",
+            "resume",
+            "training",
+            "evaluation",
+            "cost",
+            "robustness",
+        },
     ),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),
     ("stages", {"stages"}),
