@@ -240,7 +240,9 @@ def _snapshot_tree(repo: Path, env: dict, needed: list[str], logger) -> str:
     grid needs even if untracked (dvc.lock, dvc.yaml, the parameters); any other untracked file stays out."""
     _run(["git", "read-tree", "HEAD"], repo, env)
     _run(["git", "add", "-u"], repo, env)
-    present = [p for p in needed if (repo / p).is_file()]
+    root = repo.resolve()
+    inside = [(root / p).resolve() for p in needed]
+    present = sorted({str(p.relative_to(root)) for p in inside if p.is_relative_to(root) and p.is_file()})
     if present:
         _run(["git", "add", "--", *present], repo, env)
     untracked = _run(["git", "ls-files", "--others", "--exclude-standard", "-z"], repo, env).split("\0")

@@ -247,3 +247,9 @@ def test_a_real_edit_deep_in_the_import_closure_starts_afresh(prepared, tmp_path
     assert not any("resuming after epoch" in line for line in lines), lines
     assert any("other code (data/windows.py)" in line for line in lines), lines
     assert any("epoch 1/50" in line for line in lines), lines
+
+
+def test_a_resume_base_that_cannot_hold_checkpoints_is_named(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(EcgCrnnError, match="a-file: cannot keep a checkpoint there"):
+        claim(tmp_path / "a-file", "cnn-2.5s-seed0", "a" * 64, {})

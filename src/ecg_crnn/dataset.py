@@ -52,7 +52,8 @@ class StudyData:
         """What identifies this data for a resumable run: the layout, and the content training reads, complete:
         each split's standardized signals (so the signal cache, its gains and baselines and the standardization
         all count), labels and record ids (their order too), and the standardization itself. One sha256 pass over the splits in
-        memory, ~1 s per GB here: at 100 Hz the training and validation folds are under 1 GB."""
+        memory (0.6 GB/s measured on 2 shared cores): ~1.6 s for the 0.95 GB of PTB-XL's 100 Hz training and
+        validation folds, once per run."""
         return {
             "classes": self.classes,
             "leads": self.leads,

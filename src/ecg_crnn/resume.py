@@ -151,6 +151,8 @@ class ResumeSlot:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileNotFoundError:
             raise Superseded(f"train {self.label}: {self.folder} is gone: {self._newer()}") from None
+        except OSError as exc:
+            raise EcgCrnnError(f"{self.checkpoint}: cannot be written ({exc.strerror or exc})") from None
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
@@ -165,6 +167,8 @@ class ResumeSlot:
                 os.replace(tmp, self.checkpoint)
         except FileNotFoundError:
             raise Superseded(f"train {self.label}: {self.folder} is gone: {self._newer()}") from None
+        except OSError as exc:  # a full or read-only disk: training cannot go on resumable
+            raise EcgCrnnError(f"{self.checkpoint}: cannot be written ({exc.strerror or exc})") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -206,15 +210,18 @@ def claim(base: Path, label: str, fingerprint: str, provenance: dict) -> ResumeS
     """This attempt's slot for the run `label` with `fingerprint`: its folder created private if needed, the
     next fencing token taken, what the fingerprint covers recorded; other runs' folders in `base` untouched."""
     folder = Path(base) / folder_name(label, fingerprint)
-    while True:
-        _private_folder(folder)
-        try:
-            token = _claim_token(folder, label)
-            break
-        except FileNotFoundError:  # a finishing attempt removed the folder meanwhile: make it again
-            continue
-    if not (folder / "run.json").is_file():
-        _write_private(folder / "run.json", json.dumps(provenance, sort_keys=True, default=str).encode())
+    try:
+        while True:
+            _private_folder(folder)
+            try:
+                token = _claim_token(folder, label)
+                break
+            except FileNotFoundError:  # a finishing attempt removed the folder meanwhile: make it again
+                continue
+        if not (folder / "run.json").is_file():
+            _write_private(folder / "run.json", json.dumps(provenance, sort_keys=True, default=str).encode())
+    except OSError as exc:  # the base is a file, read-only, full...
+        raise EcgCrnnError(f"{base}: cannot keep a checkpoint there ({exc.strerror or exc})") from None
     return ResumeSlot(folder, label, fingerprint, token)
 
 
