@@ -158,12 +158,16 @@ def test_the_fencing_token_stops_a_stale_writer(tmp_path):
     the locks do, attempt 1 can neither write the checkpoint nor remove it."""
     stale = claim(tmp_path, "cnn-2.5s-seed0", "f" * 64, {})
     stale.save(lambda f: f.write(b"epoch 1 by attempt 1"))
+    killed_mid_save = stale.folder / f".checkpoint.pt.1.{'a' * 32}.tmp"
+    killed_mid_save.write_bytes(b"half")
     newer = claim(tmp_path, "cnn-2.5s-seed0", "f" * 64, {})
+    assert not killed_mid_save.exists()  # an older attempt's half-written save goes when a newer one claims
     assert (stale.token, newer.token) == (1, 2) and stale.folder == newer.folder
     with pytest.raises(Superseded, match="newer attempt .* token 2"):
         stale.save(lambda f: f.write(b"epoch 2 by attempt 1"))
     assert newer.checkpoint.read_bytes() == b"epoch 1 by attempt 1"
     newer.save(lambda f: f.write(b"epoch 2 by attempt 2"))
+    (newer.folder / f".checkpoint.pt.2.{'b' * 32}.tmp").write_bytes(b"half")
     stale.finish()  # the stale attempt ends: it must not remove what attempt 2 resumes from
     assert newer.checkpoint.read_bytes() == b"epoch 2 by attempt 2"
     newer.finish()

@@ -40,6 +40,7 @@ from .errors import EcgCrnnError
 ATTEMPT_ENV = "ECG_CRNN_ATTEMPT"  # a label for this attempt in messages (the grid sets its flow run's id)
 CHECKPOINT = "checkpoint.pt"
 _TOKEN = re.compile(r"attempt-(\d+)")
+_TEMP = re.compile(rf"\.(?:{re.escape(CHECKPOINT)}|run\.json)\.(?:(\d+)\.)?[0-9a-f]{{32}}\.tmp")  # see save
 
 
 class Superseded(EcgCrnnError):
@@ -180,7 +181,11 @@ class ResumeSlot:
                 if not self.current():
                     return
                 for p in self.folder.iterdir():
-                    if p.name in (CHECKPOINT, "run.json", "lock") or _TOKEN.fullmatch(p.name):
+                    if (
+                        p.name in (CHECKPOINT, "run.json", "lock")
+                        or _TOKEN.fullmatch(p.name)
+                        or _TEMP.fullmatch(p.name)
+                    ):
                         p.unlink(missing_ok=True)
         except FileNotFoundError:
             return
@@ -203,6 +208,9 @@ def _claim_token(folder: Path, label: str) -> int:
                 token += 1
         with os.fdopen(fd, "w") as f:
             json.dump({"attempt": _attempt_label(), "run": label}, f)
+        for p in folder.iterdir():  # half-written saves of killed or superseded attempts
+            if (m := _TEMP.fullmatch(p.name)) and m.group(1) and int(m.group(1)) < token:
+                p.unlink(missing_ok=True)
     return token
 
 
