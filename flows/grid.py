@@ -15,6 +15,14 @@
 The store between machines is the DVC remote (S3 or any other); the workers need its credentials in their
 environment. Local `dvc repro` stays the embedded default and gives the same outputs.
 
+A worker's parameters come from whoever reaches the Prefect server, so each is checked against its exact shape
+before it becomes a git argument or a path (shapes.py); git runs with `--` before the URL, only the https, ssh
+and file transports, and no prompt. The snapshot holds the tracked files and what the grid needs (dvc.yaml,
+dvc.lock, the parameters), never other untracked files (they are named in a warning), and its ref is deleted here
+and on grid.git_remote when the grid ends. The URL handed to the workers never holds a credential. Every command
+is bounded in time (grid.command_timeout_s for those that move data or train), and a worker's run stops its
+`dvc repro` as soon as its flow run is no longer Running (the coordinator crashed it: a retry owns the stage).
+
   python flows/grid.py --deploy              create the pool's deployment (once)
   prefect worker start --pool ecg-crnn --limit 1      on each GPU machine
   python flows/grid.py                       run the grid; watch it in the Prefect UI
@@ -29,18 +37,31 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration import REPO, deploy_to_pool, no_worker_message, state_of
+from orchestration import REPO, crash_if_silent, deploy_to_pool, no_worker_message, state_of, stop_group
 from orchestration import run as _run
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.markup import md_escape
+from ecg_crnn.redaction import redact
+from ecg_crnn.registry import REGISTRY
+from ecg_crnn.shapes import (
+    GIT_ALLOW_PROTOCOL,
+    commit_problem,
+    git_url_problem,
+    is_remote_name,
+    ref_problem,
+    stage_problem,
+)
 
 RUN_DEPLOYMENT = "ecg-crnn-grid-run/ecg-crnn-grid-run"
 EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
@@ -49,37 +70,92 @@ EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
 # ---- the worker's side ----------------------------------------------------------------------------------
 
 
+def _git_env() -> dict:
+    """git that fetches only over https, ssh or from a file (never `ext::`, which runs a command) and never
+    waits for a password at a prompt nobody sees."""
+    return {**os.environ, "GIT_ALLOW_PROTOCOL": GIT_ALLOW_PROTOCOL, "GIT_TERMINAL_PROMPT": "0"}
+
+
+def check_run_parameters(git_url: str, ref: str, commit: str, stage: str, timeout_s) -> None:
+    """A run's parameters come from whoever reaches the Prefect server: each in its exact shape before it
+    becomes a git argument or a path (a git URL starting with '-' would be an option such as --upload-pack)."""
+    problems = [
+        (name, value, problem)
+        for name, value, problem in (
+            ("git_url", git_url, git_url_problem(git_url)),
+            ("ref", ref, ref_problem(ref)),
+            ("commit", commit, commit_problem(commit)),
+            ("stage", stage, stage_problem(stage, REGISTRY)),
+            (
+                "timeout_s",
+                timeout_s,
+                None if isinstance(timeout_s, int) and timeout_s > 0 else "not a positive int",
+            ),
+        )
+        if problem
+    ]
+    if problems:
+        raise EcgCrnnError(
+            "grid run: refused parameters: "
+            + "; ".join(f"{n} {redact(str(v))!r}: {p}" for n, v, p in problems)
+        )
+
+
 def _checkout(git_url: str, ref: str, commit: str, where: Path) -> None:
     """A checkout of exactly the coordinator's snapshot."""
+    _run(["git", "check-ref-format", ref], REPO)
     where.mkdir(parents=True)
     _run(["git", "init", "-q"], where)
-    _run(["git", "fetch", "-q", git_url, ref], where)
+    _run(["git", "-c", "protocol.ext.allow=never", "fetch", "-q", "--", git_url, ref], where, _git_env())
     _run(["git", "checkout", "-q", "--detach", "FETCH_HEAD"], where)
     got = _run(["git", "rev-parse", "HEAD"], where).strip()
     if got != commit:
-        raise EcgCrnnError(f"{git_url} {ref} is {got}, not the snapshot {commit}")
+        raise EcgCrnnError(f"{redact(git_url)} {ref} is {got}, not the snapshot {commit}")
 
 
-@flow(name="ecg-crnn-grid-run", log_prints=True)
-def grid_run_flow(
-    git_url: str, ref: str, commit: str, stage: str, workdir: str, resume_root: str | None = None
-) -> dict:
-    """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
-    from prefect.runtime import flow_run
+class Watchdog(threading.Thread):
+    """Stops a command's process group when its deadline passes, or when its flow run is no longer Running: the
+    coordinator crashed it after missed heartbeats (a retry on another worker then owns the stage) or someone
+    cancelled it. A run that cannot reach the server for a moment goes on (its state is unknown, not changed)."""
 
-    logger = get_run_logger()
-    root = Path(workdir).expanduser()
-    checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
-    _checkout(git_url, ref, commit, checkout)
-    # One DVC cache for all of this worker's runs: the data stages' outputs are pulled once, then linked.
-    _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
-    _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if resume_root:
-        env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
-    train_stage = "train@" + stage.split("@", 1)[1]
+    def __init__(self, proc, deadline_s: float, every_s: float, state: Callable[[], str]):
+        super().__init__(daemon=True)
+        self.proc, self.deadline_s, self.every_s, self.state = (
+            proc,
+            deadline_s,
+            min(every_s, deadline_s),
+            state,
+        )
+        self.done, self.reason = threading.Event(), None
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self.done.wait(self.every_s):
+            if time.monotonic() - t0 > self.deadline_s:
+                self.reason = f"it did not finish within {self.deadline_s:g} s"
+            else:
+                try:
+                    state = self.state()
+                except Exception:  # noqa: BLE001 - the server unreachable for a moment is no reason to stop
+                    continue
+                if state != "RUNNING":
+                    self.reason = f"its flow run is {state} (a newer attempt owns the stage)"
+            if self.reason:
+                stop_group(self.proc)
+                return
+
+
+def _flow_run_state(flow_run_id) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return state_of(client.read_flow_run(flow_run_id))
+
+
+def _reproduce(stage: str, checkout: Path, env: dict, timeout_s: int, check_s: int, state, logger) -> bool:
+    """`dvc repro --pull STAGE`, its lines logged (redacted) and its epochs drawn as progress; True if it resumed
+    a checkpoint. Bounded by `timeout_s` and by the run's own state (Watchdog)."""
     progress = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
-    t0 = time.monotonic()
     proc = subprocess.Popen(
         ["dvc", "repro", "--pull", stage],
         cwd=checkout,
@@ -87,25 +163,69 @@ def grid_run_flow(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+    dog = Watchdog(proc, timeout_s, check_s, state)
+    dog.start()
     resumed, tail = False, []
-    for line in proc.stdout:
-        line = line.rstrip()
-        tail = (tail + [line])[-40:]
-        if not line:
-            continue
-        logger.info(line)
-        resumed = resumed or "resuming after epoch" in line
-        m = EPOCH.search(line)
-        if m:
-            update_progress_artifact(progress, progress=100.0 * int(m.group(3)) / int(m.group(4)))
-    if proc.wait() != 0:
-        raise EcgCrnnError(f"dvc repro --pull {stage} failed ({proc.returncode}):\n" + "\n".join(tail))
+    try:
+        for raw in proc.stdout:
+            line = redact(raw.rstrip())
+            tail = (tail + [line])[-40:]
+            if not line:
+                continue
+            logger.info(line)
+            resumed = resumed or "resuming after epoch" in line
+            if m := EPOCH.search(line):
+                update_progress_artifact(progress, progress=100.0 * int(m.group(3)) / int(m.group(4)))
+    finally:
+        dog.done.set()
+        if proc.poll() is None and dog.reason is None:
+            stop_group(proc)  # we are being interrupted ourselves
+    code = proc.wait()
+    if dog.reason:
+        raise EcgCrnnError(f"dvc repro --pull {stage} was stopped: {dog.reason}")
+    if code != 0:
+        raise EcgCrnnError(f"dvc repro --pull {stage} failed ({code}):\n" + "\n".join(tail))
+    update_progress_artifact(progress, progress=100.0)
+    return resumed
+
+
+@flow(name="ecg-crnn-grid-run", log_prints=True)
+def grid_run_flow(
+    git_url: str,
+    ref: str,
+    commit: str,
+    stage: str,
+    workdir: str,
+    resume_root: str | None = None,
+    timeout_s: int = 86400,
+    heartbeat_s: int = 30,
+) -> dict:
+    """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
+    from prefect.runtime import flow_run
+
+    check_run_parameters(git_url, ref, commit, stage, timeout_s)
+    logger = get_run_logger()
+    root = Path(workdir).expanduser()
+    checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
+    _checkout(git_url, ref, commit, checkout)
+    # One DVC cache for all of this worker's runs: the data stages' outputs are pulled once, then linked.
+    _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
+    _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ECG_CRNN_ATTEMPT": f"flow run {flow_run.id}"}
+    if resume_root:
+        env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
+    train_stage = "train@" + stage.split("@", 1)[1]
+    t0 = time.monotonic()
+    run_id = flow_run.id
+    resumed = _reproduce(
+        stage, checkout, env, timeout_s, heartbeat_s, lambda: _flow_run_state(run_id), logger
+    )
     # Outputs first, then the run-cache entry that names them: the coordinator never finds an entry whose
     # outputs are not in the remote.
-    _run(["dvc", "push", train_stage, stage], checkout)
-    _run(["dvc", "push", "--run-cache", train_stage, stage], checkout)
-    update_progress_artifact(progress, progress=100.0)
+    _run(["dvc", "push", train_stage, stage], checkout, timeout_s=timeout_s)
+    _run(["dvc", "push", "--run-cache", train_stage, stage], checkout, timeout_s=timeout_s)
     shutil.rmtree(checkout, ignore_errors=True)
     seconds = time.monotonic() - t0
     print(f"{stage}: reproduced and pushed in {seconds:.0f} s{' (resumed a checkpoint)' if resumed else ''}")
@@ -115,16 +235,55 @@ def grid_run_flow(
 # ---- the coordinator ------------------------------------------------------------------------------------
 
 
-def snapshot(repo: Path, git_remote: str | None) -> tuple[str, str, str]:
-    """(git URL, ref, commit) of the workspace as it is (dvc.lock included), committed to a ref of its own
-    through a temporary index: HEAD, the branch and the index are left as they were."""
+def _snapshot_tree(repo: Path, env: dict, needed: list[str], logger) -> str:
+    """The tree of the workspace's tracked files as they are (edits and deletions included) plus the files the
+    grid needs even if untracked (dvc.lock, dvc.yaml, the parameters); any other untracked file stays out."""
+    _run(["git", "read-tree", "HEAD"], repo, env)
+    _run(["git", "add", "-u"], repo, env)
+    root = repo.resolve()
+    inside = [(root / p).resolve() for p in needed]
+    present = sorted({str(p.relative_to(root)) for p in inside if p.is_relative_to(root) and p.is_file()})
+    if present:
+        _run(["git", "add", "--", *present], repo, env)
+    untracked = _run(["git", "ls-files", "--others", "--exclude-standard", "-z"], repo, env).split("\0")
+    untracked = [p for p in untracked if p]
+    if untracked:
+        logger.warning(
+            f"snapshot: {len(untracked)} untracked file(s) left out (commit what the grid needs; credentials and "
+            f".env files never belong in a snapshot): {', '.join(untracked[:10])}{' ...' if len(untracked) > 10 else ''}"
+        )
+    return _run(["git", "write-tree"], repo, env).strip()
+
+
+def remote_url(repo: Path, git_remote: str | None) -> str:
+    """The URL the workers fetch from (a flow-run parameter, which Prefect stores): never one that holds a
+    credential; the workers authenticate with their own credential helper or ~/.netrc."""
+    if not git_remote:
+        return repo.as_uri()
+    url = (
+        _run(["git", "remote", "get-url", git_remote], repo).strip()
+        if is_remote_name(git_remote)
+        else git_remote
+    )
+    if problem := git_url_problem(url):
+        raise EcgCrnnError(
+            f"grid.git_remote {git_remote!r}: its URL {redact(url)!r} has {problem}; the workers receive it as a "
+            "flow-run parameter, which Prefect stores. Set the remote's URL without credentials and give them "
+            "through a git credential helper or ~/.netrc on each machine"
+        )
+    return url
+
+
+def snapshot(repo: Path, git_remote: str | None, needed: list[str], logger) -> tuple[str, str, str]:
+    """(git URL, ref, commit) of the workspace (see _snapshot_tree), committed to a ref of its own through a
+    temporary index: HEAD, the branch and the index are left as they were. drop_snapshot removes the ref."""
+    url = remote_url(repo, git_remote)  # refused before anything is pushed
     ref = f"refs/ecg-crnn/grid/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    index = repo / ".git" / f"ecg-crnn-grid-{uuid.uuid4().hex}.index"
+    git_dir = Path(_run(["git", "rev-parse", "--absolute-git-dir"], repo).strip())
+    index = git_dir / f"ecg-crnn-grid-{uuid.uuid4().hex}.index"
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
     try:
-        _run(["git", "read-tree", "HEAD"], repo, env)
-        _run(["git", "add", "-A"], repo, env)
-        tree = _run(["git", "write-tree"], repo, env).strip()
+        tree = _snapshot_tree(repo, env, needed, logger)
     finally:
         index.unlink(missing_ok=True)
     ident = {
@@ -140,15 +299,20 @@ def snapshot(repo: Path, git_remote: str | None) -> tuple[str, str, str]:
     ).strip()
     _run(["git", "update-ref", ref, commit], repo)
     if git_remote:
-        _run(["git", "push", "-q", git_remote, f"{commit}:{ref}"], repo)
-        url = (
-            _run(["git", "remote", "get-url", git_remote], repo).strip()
-            if "://" not in git_remote
-            else git_remote
-        )
-    else:
-        url = repo.as_uri()
+        _run(["git", "push", "-q", "--", git_remote, f"{commit}:{ref}"], repo, _git_env())
     return url, ref, commit
+
+
+def drop_snapshot(repo: Path, git_remote: str | None, ref: str, logger) -> None:
+    """Delete the snapshot's ref here and on the remote: the grid is done with it."""
+    commands = [["git", "update-ref", "-d", ref]]
+    if git_remote:
+        commands.append(["git", "push", "-q", "--", git_remote, f":{ref}"])
+    for cmd in commands:
+        try:
+            _run(cmd, repo, _git_env())
+        except EcgCrnnError as exc:
+            logger.warning(f"snapshot {ref} not removed everywhere: {exc}")
 
 
 def grid_stages(repo: Path) -> list[str]:
@@ -159,25 +323,9 @@ def grid_stages(repo: Path) -> list[str]:
     return [n for n in names if n.startswith("evaluate@") and (n in pending or "train@" + n[9:] in pending)]
 
 
-def _last_heartbeat(client, run) -> datetime | None:
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
-
-    since = run.start_time or (datetime.now(UTC) - timedelta(days=1))
-    page = client.read_events(
-        filter=EventFilter(
-            occurred=EventOccurredFilter(since=since),
-            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
-            resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"]),
-        ),
-        limit=1,
-    )
-    return page.events[0].occurred if page.events else None
-
-
 def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
     """Wait for every stage's run; crashed, failed or silent runs are resubmitted up to grid.retries times."""
     from prefect.client.orchestration import get_client
-    from prefect.states import Crashed
 
     runs = {s: submit(s) for s in stages}
     attempts = dict.fromkeys(stages, 1)
@@ -189,16 +337,8 @@ def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
             for stage, run_id in runs.items():
                 run = client.read_flow_run(run_id)
                 state = state_of(run)
-                if state == "RUNNING":
-                    beat = _last_heartbeat(client, run) or run.start_time
-                    silent = (datetime.now(UTC) - beat).total_seconds() if beat else 0
-                    if silent > cfg.stale_after_s:
-                        client.set_flow_run_state(
-                            run_id,
-                            Crashed(message=f"no heartbeat for {silent:.0f} s: its worker is gone"),
-                            force=True,
-                        )
-                        state = "CRASHED"
+                if state == "RUNNING" and crash_if_silent(client, run, cfg.stale_after_s):
+                    state = "CRASHED"
                 if state in ("FAILED", "CRASHED", "CANCELLED"):
                     if attempts[stage] > cfg.retries:
                         raise EcgCrnnError(
@@ -241,54 +381,65 @@ def _summary(models: int, pool: str, retried: dict[str, int], rerun: list[str], 
             "",
             f"Resubmitted after a crash or failure: {', '.join(f'{s} ({n}x)' for s, n in retried.items()) or 'none'}.",
             f"Trained here (missing from the run-cache): {', '.join(rerun) or 'none'}.",
-            f"`dvc status`: {status}",
+            f"`dvc status`: {md_escape(status)}",
         ]
     )
 
 
-@flow(name="ecg-crnn-grid", log_prints=True)
-def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | None = None) -> dict:
+def _on_the_pool(repo: Path, params_path: str, cfg, stages: list[str], workdir: str | None, logger) -> dict:
+    """Snapshot the workspace, run every stage on the pool and wait for them; the snapshot's ref is deleted
+    afterwards, however the grid ends. Returns each stage's number of attempts."""
     from prefect.deployments import run_deployment
 
+    needed = ["dvc.yaml", "dvc.lock", "params.yaml", params_path]
+    url, ref, commit = snapshot(repo, cfg.git_remote, needed, logger)
+    logger.info(f"snapshot {commit[:12]} at {ref}")
+    work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
+
+    def submit(stage: str):
+        params = {
+            "git_url": url,
+            "ref": ref,
+            "commit": commit,
+            "stage": stage,
+            "workdir": work,
+            "resume_root": cfg.resume_root,
+            "timeout_s": cfg.command_timeout_s,
+            "heartbeat_s": cfg.heartbeat_s,
+        }
+        return run_deployment(
+            RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False, flow_run_name=stage
+        ).id
+
+    try:
+        return watch(submit, stages, cfg, logger)
+    finally:
+        drop_snapshot(repo, cfg.git_remote, ref, logger)
+
+
+@flow(name="ecg-crnn-grid", log_prints=True)
+def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | None = None) -> dict:
     logger = get_run_logger()
     repo_path = Path(repo).resolve()
     cfg = load_params(repo_path / params_path).grid
+    long = cfg.command_timeout_s
     if not _run(["dvc", "remote", "list"], repo_path).strip():
         raise EcgCrnnError(
             "grid: the workers share their results through a DVC remote, and none is configured "
             "(`dvc remote add -d store s3://bucket/prefix`; see the README)"
         )
     # 1. The data the models need, reproduced here and pushed for the workers.
-    _run(["dvc", "repro", "bootstrap"], repo_path)
-    _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path)
+    _run(["dvc", "repro", "bootstrap"], repo_path, timeout_s=long)
+    _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path, timeout_s=long)
     stages = grid_stages(repo_path)
     logger.info(f"{len(stages)} models to train and evaluate on work pool {cfg.work_pool!r}")
-    attempts: dict[str, int] = {}
-    if stages:
-        url, ref, commit = snapshot(repo_path, cfg.git_remote)
-        logger.info(f"snapshot {commit[:12]} at {ref}")
-        work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
-
-        def submit(stage: str):
-            params = {
-                "git_url": url,
-                "ref": ref,
-                "commit": commit,
-                "stage": stage,
-                "workdir": work,
-                "resume_root": cfg.resume_root,
-            }
-            return run_deployment(
-                RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False, flow_run_name=stage
-            ).id
-
-        attempts = watch(submit, stages, cfg, logger)
+    attempts = _on_the_pool(repo_path, params_path, cfg, stages, workdir, logger) if stages else {}
     # 2. Everything the workers ran comes back through the run-cache; cost, drift and compare run here.
-    out = _run(["dvc", "repro", "--pull"], repo_path)
+    out = _run(["dvc", "repro", "--pull"], repo_path, timeout_s=long)
     rerun = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage 'train@")]
     if rerun:
         logger.warning(f"not found in the run-cache, so trained here: {', '.join(rerun)}")
-    _run(["dvc", "push"], repo_path)
+    _run(["dvc", "push"], repo_path, timeout_s=long)
     status = _run(["dvc", "status"], repo_path).strip()
     retried = {s: n - 1 for s, n in attempts.items() if n > 1}
     create_markdown_artifact(
@@ -307,7 +458,7 @@ def deploy(params_path: str) -> None:
         "flows/grid.py:grid_run_flow",
         "ecg-crnn-grid-run",
         cfg.work_pool,
-        cfg.git_remote or str(REPO),
+        remote_url(REPO, cfg.git_remote) if cfg.git_remote else str(REPO),
         {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(cfg.heartbeat_s)}},
     )
 

@@ -1,4 +1,5 @@
-"""What the flows share: running a command, deploying a flow onto a process work pool, and reading runs' states.
+"""What the flows share: running a command (bounded in time, its messages redacted), deploying a flow onto a
+process work pool, reading runs' states and heartbeats.
 
 Imported by the flow scripts as a sibling module (Prefect puts a flow's folder on sys.path when it loads it, and
 `python flows/NAME.py` does too).
@@ -6,31 +7,70 @@ Imported by the flow scripts as a sibling module (Prefect puts a flow's folder o
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.redaction import redact
 
 REPO = Path(__file__).resolve().parents[1]
+# The bound of a bookkeeping command (git, `dvc status`, `dvc config`, `prefect work-pool create`): they touch
+# metadata of a few MB at most, so minutes means something is stuck (a prompt, a dead server). Commands that move
+# data or train (dvc repro, push, pull) get their own bound from params.yaml.
+QUICK_S = 600
 
 
-def run(cmd: list[str], cwd: Path | str, env: dict | None = None, echo: bool = False) -> str:
-    """A command's stdout; a failure names the command, its exit status and the end of its stderr."""
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the command's whole process group (dvc's own children too), then SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(
+    cmd: list[str], cwd: Path | str, env: dict | None = None, echo: bool = False, timeout_s: float = QUICK_S
+) -> str:
+    """A command's stdout; a failure names the command, its exit status and the end of its stderr, and a command
+    still running after `timeout_s` is stopped (with its children) and named. URLs in messages are redacted."""
+    shown = redact(" ".join(cmd))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        raise EcgCrnnError(
+            f"{shown} did not finish within {timeout_s:g} s in {cwd}; it was stopped"
+        ) from None
+    except BaseException:  # interrupted here: the command must not outlive us
+        stop_group(proc)
+        raise
     if echo:
-        print(f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}")
+        print(redact(f"$ {shown}\n{out[-3000:]}"))
     if proc.returncode != 0:
-        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n{proc.stderr[-3000:]}")
-    return proc.stdout
+        raise EcgCrnnError(f"{shown} failed ({proc.returncode}) in {cwd}:\n{redact(err[-3000:])}")
+    return out
 
 
 def deploy_to_pool(flow, entrypoint: str, name: str, pool: str, source: str, job_variables=None) -> None:
     """Create the process work pool (or keep it) and register `flow` on it, from `source` (a path or git URL)."""
-    subprocess.run(
-        ["prefect", "work-pool", "create", pool, "--type", "process", "--overwrite"],
-        check=True,
-        capture_output=True,
-    )
+    run(["prefect", "work-pool", "create", pool, "--type", "process", "--overwrite"], REPO)
     flow.from_source(source=source, entrypoint=entrypoint).deploy(
         name=name, work_pool_name=pool, job_variables=job_variables or {}, print_next_steps=False
     )
@@ -50,3 +90,39 @@ def no_worker_message(what: str, pool: str, seconds: int, key: str) -> str:
         f"no worker of work pool {pool!r} picked up {what} within {seconds} s ({key}); start one with "
         f"`prefect worker start --pool {pool} --limit 1`"
     )
+
+
+def last_heartbeat(client, flow_run) -> datetime | None:
+    """When `flow_run` last sent a heartbeat (Prefect's `prefect.flow-run.heartbeat` event), or None."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    since = flow_run.start_time or (datetime.now(UTC) - timedelta(days=1))
+    page = client.read_events(
+        filter=EventFilter(
+            occurred=EventOccurredFilter(since=since),
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run.id}"]),
+        ),
+        limit=1,
+    )
+    return page.events[0].occurred if page.events else None
+
+
+def silent_for(client, flow_run) -> float:
+    """Seconds since a running flow run's last heartbeat (since its start, before the first)."""
+    beat = last_heartbeat(client, flow_run) or flow_run.start_time
+    return (datetime.now(UTC) - beat).total_seconds() if beat else 0.0
+
+
+def crash_if_silent(client, flow_run, stale_after_s: float) -> bool:
+    """Force a RUNNING flow run whose heartbeats stopped for `stale_after_s` into Crashed (its worker is gone: it
+    would stay Running for ever). True if it was crashed."""
+    from prefect.states import Crashed
+
+    silent = silent_for(client, flow_run)
+    if silent <= stale_after_s:
+        return False
+    client.set_flow_run_state(
+        flow_run.id, Crashed(message=f"no heartbeat for {silent:.0f} s: its worker is gone"), force=True
+    )
+    return True

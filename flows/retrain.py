@@ -5,26 +5,32 @@
                                           watch it in the Prefect UI, trigger it by hand with
                                           `prefect deployment run ecg-crnn-retrain/ecg-crnn-retrain`
 Every step is a command a user could type (dvc pull / repro / push, ecg-crnn publish); the flow adds the
-schedule, retries, logs and a summary artifact.
+schedule, retries, logs and a summary artifact. Each step is bounded by retrain.timeout_s; the flow's parameters
+(which anyone who reaches the Prefect server can set) never become options: targets must be stage names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-from orchestration import run
+from orchestration import QUICK_S, run
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.markup import md_escape
+from ecg_crnn.redaction import redact
+
+STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_@.\-]*")  # dvc.yaml's stage names, matrix keys included
 
 
-def _run(cmd: list[str], repo: str) -> str:
-    return run(cmd, repo, echo=True)
+def _run(cmd: list[str], repo: str, timeout_s: float = QUICK_S) -> str:
+    return run(cmd, repo, echo=True, timeout_s=timeout_s)
 
 
 @task
@@ -33,25 +39,29 @@ def remotes(repo: str) -> list[str]:
 
 
 @task(retries=2, retry_delay_seconds=30)
-def dvc_pull(repo: str) -> None:
+def dvc_pull(repo: str, timeout_s: float) -> None:
     # --allow-missing: outputs the remote does not have yet (a first run) are produced by repro.
-    _run(["dvc", "pull", "--allow-missing"], repo)
+    _run(["dvc", "pull", "--allow-missing"], repo, timeout_s)
 
 
 @task
-def dvc_repro(repo: str, targets: list[str]) -> str:
-    return _run(["dvc", "repro", *targets], repo)
+def dvc_repro(repo: str, targets: list[str], timeout_s: float) -> str:
+    bad = [t for t in targets if not STAGE_NAME.fullmatch(t)]
+    if bad:
+        raise EcgCrnnError(f"retrain: targets {bad!r} are not stage names")
+    return _run(["dvc", "repro", *targets], repo, timeout_s)
 
 
 @task(retries=2, retry_delay_seconds=30)
-def dvc_push(repo: str) -> None:
-    _run(["dvc", "push"], repo)
+def dvc_push(repo: str, timeout_s: float) -> None:
+    _run(["dvc", "push"], repo, timeout_s)
 
 
 @task(retries=2, retry_delay_seconds=30)
-def publish(repo: str, params_path: str) -> str:
+def publish(repo: str, params_path: str, timeout_s: float) -> str:
     paths = [p for p in ("reports", "models") if (Path(repo) / p).exists()]
-    return _run(["ecg-crnn", "--params", params_path, "publish", *paths], repo)
+    # --params=PATH is one token: a path from a flow parameter can never be read as another option
+    return _run(["ecg-crnn", f"--params={params_path}", "publish", *paths], repo, timeout_s)
 
 
 def _read_json(path: Path) -> dict:
@@ -62,7 +72,7 @@ def summary_markdown(done: list[str], skipped: list[str], stages: list[str], stu
     """The retraining summary artifact: what ran, what was skipped and why, the best model, drift per fold."""
     lines = ["# ecg-crnn retraining", "", "## Done", "", *[f"- {d}" for d in done]]
     if stages:
-        lines += ["", "Stages re-run: " + ", ".join(f"`{s}`" for s in stages) + "."]
+        lines += ["", "Stages re-run: " + ", ".join(md_escape(s) for s in stages) + "."]
     lines += ["", "## Skipped, and why", "", *([f"- {s}" for s in skipped] or ["- nothing"]), ""]
     if study:
         best = study["best"]
@@ -70,14 +80,15 @@ def summary_markdown(done: list[str], skipped: list[str], stages: list[str], stu
         if m:
             lo, hi = m["macro_auroc"]["ci"]
             lines += [
-                f"Best model (chosen on validation): **{best['arch']} @ {best['window_s']:g} s**, test "
+                f"Best model (chosen on validation): **{md_escape(best['arch'])} @ {best['window_s']:g} s**, test "
                 f"macro-AUROC {m['macro_auroc']['point']:.4f} [{lo:.4f}, {hi:.4f}].",
                 "",
             ]
     if drift:
         lines += ["| fold | role | drifted columns | dataset drift |", "|---|---|---|---|"]
         lines += [
-            f"| {k} | {v['role']} | {v['drifted_columns']}/{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} |"
+            f"| {md_escape(k)} | {md_escape(v['role'])} | {int(v['drifted_columns'])}/{int(v['columns'])} | "
+            f"{'**yes**' if v['dataset_drift'] else 'no'} |"
             for k, v in drift.items()
         ]
     return "\n".join(lines)
@@ -89,20 +100,21 @@ def retrain_flow(
 ) -> dict:
     repo = str(Path(repo).resolve())
     params = load_params(Path(repo) / params_path)
+    step_s = params.retrain.timeout_s
     configured = remotes(repo)
     done, skipped = [], []
     if configured:
-        dvc_pull(repo)
+        dvc_pull(repo, step_s)
         done.append(f"pulled data and models from DVC remote {', '.join(configured)}")
     else:
         skipped.append("dvc pull and push: no DVC remote is configured (`dvc remote add -d NAME URL`)")
-    ran = dvc_repro(repo, targets or [])
+    ran = dvc_repro(repo, targets or [], step_s)
     stages = [line.split("'")[1] for line in ran.splitlines() if line.startswith("Running stage '")]
     done.append(
         f"dvc repro: {len(stages)} stage(s) re-ran" if stages else "dvc repro: everything was up to date"
     )
     if configured and push:
-        dvc_push(repo)
+        dvc_push(repo, step_s)
         done.append(f"pushed to DVC remote {', '.join(configured)}")
     elif configured:
         skipped.append("dvc push: push=False was asked for")
@@ -111,8 +123,8 @@ def retrain_flow(
     elif not params.retrain.publish:
         skipped.append("publish: retrain.publish is false")
     else:
-        publish(repo, params_path)
-        done.append(f"published reports and models to {params.storage.publish_url}")
+        publish(repo, params_path, step_s)
+        done.append(f"published reports and models to {redact(params.storage.publish_url)}")
     drift = _read_json(Path(repo) / "reports" / "drift" / "summary.json")
     study = _read_json(Path(repo) / "reports" / "study" / "summary.json")
     for line in done:

@@ -15,14 +15,14 @@ The flows only schedule; the search itself is ecg_crnn.search.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
-from orchestration import REPO, deploy_to_pool, no_worker_message, state_of
+from orchestration import REPO, crash_if_silent, deploy_to_pool, no_worker_message, state_of
+from orchestration import run as _run
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -105,38 +105,48 @@ def trials_flow(
 
 
 def _wait_for_pool(run_ids, params, search_dir: str, logger) -> None:
-    """Wait until the study reaches its trial count. A run that no worker picks up within
-    search.worker_timeout_s is a clear error, not a hang; a worker that died does not block completion."""
     from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        wait_for_trials(client, run_ids, params, search_dir, logger)
+
+
+def wait_for_trials(client, run_ids, params, search_dir: str, logger) -> None:
+    """Wait until the study reaches its trial count. A run that no worker picks up within
+    search.worker_timeout_s is a clear error, not a hang; a run whose heartbeats stopped for search.stale_after_s
+    (its worker died) is crashed, so that it neither blocks completion nor keeps the wait going for ever."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     cfg = params.search
     started = time.monotonic()
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
-            states = [state_of(r) for r in runs]
-            study = load_study(cfg, Path(search_dir))
-            done = counted_trials(study)
-            if done >= cfg.trials:
-                return
-            if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states):
-                raise EcgCrnnError(
-                    f"search: every trial run ended ({', '.join(states)}) with {done} of "
-                    f"{cfg.trials} trials done; see the runs' logs"
-                )
-            waiting = all(s in ("SCHEDULED", "PENDING") for s in states)
-            if waiting and time.monotonic() - started > cfg.worker_timeout_s:
-                for rid in run_ids:
-                    client.set_flow_run_state(rid, _cancelled(), force=True)
-                waited = no_worker_message(
-                    "the trial runs", cfg.work_pool, cfg.worker_timeout_s, "search.worker_timeout_s"
-                )
-                raise EcgCrnnError(
-                    f"search: {waited}. The runs were cancelled; the study and its {done} trials are kept."
-                )
-            logger.info(f"{done}/{cfg.trials} trials; runs: {', '.join(states)}")
-            time.sleep(2)
+    while True:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+        states = [
+            "CRASHED"
+            if state_of(r) == "RUNNING" and crash_if_silent(client, r, cfg.stale_after_s)
+            else state_of(r)
+            for r in runs
+        ]
+        done = counted_trials(load_study(cfg, Path(search_dir)))
+        if done >= cfg.trials:
+            return
+        if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states):
+            raise EcgCrnnError(
+                f"search: every trial run ended ({', '.join(states)}) with {done} of "
+                f"{cfg.trials} trials done; see the runs' logs"
+            )
+        waiting = all(s in ("SCHEDULED", "PENDING") for s in states)
+        if waiting and time.monotonic() - started > cfg.worker_timeout_s:
+            for rid in run_ids:
+                client.set_flow_run_state(rid, _cancelled(), force=True)
+            waited = no_worker_message(
+                "the trial runs", cfg.work_pool, cfg.worker_timeout_s, "search.worker_timeout_s"
+            )
+            raise EcgCrnnError(
+                f"search: {waited}. The runs were cancelled; the study and its {done} trials are kept."
+            )
+        logger.info(f"{done}/{cfg.trials} trials; runs: {', '.join(states)}")
+        time.sleep(2)
 
 
 def _cancelled():
@@ -187,7 +197,7 @@ def publish_results(params_path: str, search_dir: str) -> dict:
 
 
 @task
-def promote(point: dict, study_name: str, repo: str) -> str:
+def promote(point: dict, study_name: str, repo: str, timeout_s: int) -> str:
     """Train and version the best configuration through the DVC pipeline, as an experiment beside the grid.
     `--temp` runs it in a temporary copy: the workspace (and what the next scheduled retraining reproduces)
     stays on the study; `dvc exp show` lists the experiment, `dvc exp apply` brings it in if wanted."""
@@ -195,9 +205,7 @@ def promote(point: dict, study_name: str, repo: str) -> str:
     cmd = ["dvc", "exp", "run", "--temp", "-n", name] + [
         a for o in promotion_overrides(point) for a in ("-S", o)
     ]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EcgCrnnError(f"promote: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    _run(cmd, repo, timeout_s=timeout_s)
     print(f"promoted as experiment {name!r} (workspace unchanged): dvc exp show; dvc exp apply {name}")
     return name
 
@@ -240,14 +248,22 @@ def search_flow(
         raise EcgCrnnError(f"search: mode {mode!r} is not local or pool")
     point = publish_results(params_path, search_dir)
     if promote_best:
-        point["experiment"] = promote(point, study_name, repo)
+        point["experiment"] = promote(point, study_name, repo, params.search.promote_timeout_s)
     return point
 
 
 def deploy(params_path: str) -> None:
-    """Create the work pool (process type) if needed and register the trial runner on it."""
-    pool = load_params(params_path).search.work_pool
-    deploy_to_pool(trials_flow, "flows/search.py:trials_flow", "ecg-crnn-trials", pool, str(REPO))
+    """Create the work pool (process type) if needed and register the trial runner on it, its runs sending
+    heartbeats (which the coordinator watches) every search.flow_heartbeat_s."""
+    cfg = load_params(params_path).search
+    deploy_to_pool(
+        trials_flow,
+        "flows/search.py:trials_flow",
+        "ecg-crnn-trials",
+        cfg.work_pool,
+        str(REPO),
+        {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(cfg.flow_heartbeat_s)}},
+    )
 
 
 def main(argv=None) -> int:

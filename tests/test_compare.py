@@ -11,6 +11,7 @@ import pytest
 from ecg_crnn.analysis.compare import ENDPOINT, analyse
 from ecg_crnn.analysis.results import Model
 from ecg_crnn.config import from_dict
+from ecg_crnn.markup import md_escape
 from ecg_crnn.metrics import TESTED
 from ecg_crnn.report import published
 from ecg_crnn.report.format import signed as _d
@@ -243,7 +244,7 @@ def test_header_and_warnings_say_what_the_run_rests_on():
     st = analyse(models, params(windows=[2.5]))
     info = RunInfo("../shared/ptbxl", "subdiagnostic", 100, {"train": 380, "val": 50, "test": 66}, 4)
     text = "\n".join(header(st, info) + warnings(st, info))
-    assert "../shared/ptbxl, 100 Hz" in text and "test 66 (300 patients)" in text
+    assert f"{md_escape('../shared/ptbxl')}, 100 Hz" in text and "test 66 (300 patients)" in text
     assert (
         "Classes without a positive in the test fold** (left out of macro-AUROC and macro-AUPRC): R2" in text
     )

@@ -115,14 +115,20 @@ def test_a_trial_that_raises_ends_clearly_and_keeps_the_study(prepared, tmp_path
     assert len(again.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 3
 
 
-def test_unreachable_storage_is_named_without_its_password():
-    cfg = from_dict({"search": {"storage": "postgresql+psycopg2://optuna:s3cret@127.0.0.1:1/optuna"}}).search
+def test_unreachable_storage_is_named_and_a_password_in_it_refused():
+    """A password in search.storage is refused at load (the URL would stay in params.yaml and dvc.lock; it comes
+    from PGPASSWORD or ~/.pgpass instead); an unreachable server is named."""
     with pytest.raises(EcgCrnnError) as info:
-        make_storage(cfg, None)
-    assert "search.storage: cannot open postgresql+psycopg2://optuna:***@127.0.0.1:1/optuna" in str(
+        from_dict({"search": {"storage": "postgresql+psycopg2://optuna:s3cret@127.0.0.1:1/optuna"}})
+    assert "search.storage: postgresql+psycopg2://optuna:***@127.0.0.1:1/optuna holds a password" in str(
         info.value
     )
     assert "s3cret" not in str(info.value)
+    cfg = from_dict({"search": {"storage": "postgresql+psycopg2://optuna@127.0.0.1:1/optuna"}}).search
+    with pytest.raises(
+        EcgCrnnError, match=r"search.storage: cannot open postgresql\+psycopg2://optuna@127.0.0.1:1/"
+    ):
+        make_storage(cfg, None)
 
 
 def _artifact(key: str, env: dict) -> str:

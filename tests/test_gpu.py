@@ -17,7 +17,7 @@ from ecg_crnn.models import build_model, rnn_runs_in_bf16
 from ecg_crnn.training import run_epoch
 
 from .helpers.params import SMALL
-from .helpers.processes import kill_after_first_checkpoint, train_cmd
+from .helpers.processes import checkpoint_in, kill_after_first_checkpoint, train_cmd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -43,7 +43,7 @@ def test_gpu_sigkill_and_resume_end_with_identical_weights(prepared, tmp_path, w
     assert whole.returncode == 0, whole.stderr
     out, resume = tmp_path / "killed", tmp_path / "r2"
     kill_after_first_checkpoint(_train(params, prepared, out, resume, arch), resume, seconds=300, grace=0.2)
-    state = torch.load(resume / "checkpoint.pt", weights_only=True)  # RNG states come back on the CPU
+    state = torch.load(checkpoint_in(resume), weights_only=True)  # RNG states come back on the CPU
     assert state["generator"].device.type == "cpu" and state["cuda_rng"].device.type == "cpu"
     assert 1 <= state["epoch"] < 6, "the run should have been killed part-way"
     again = subprocess.run(_train(params, prepared, out, resume, arch), capture_output=True, text=True)

@@ -25,8 +25,8 @@ TIMING = ("timing.json", "cost.json")
 
 
 def _training_run(workers: list[subprocess.Popen], resume_root: Path):
-    """(worker, the model's output directory) of a training process that has saved its first epoch's checkpoint
-    in the shared resume root and is still training; (None, None) if there is none right now."""
+    """(worker, the model's output directory, its checkpoint) of a training process that has saved its first
+    epoch's checkpoint in the shared resume root and is still training; (None, None, None) if there is none now."""
     import torch
 
     by_pid = {w.pid: w for w in workers}
@@ -35,16 +35,19 @@ def _training_run(workers: list[subprocess.Popen], resume_root: Path):
         if "train" not in cmd or "--out" not in cmd or not any("ecg-crnn" in c for c in cmd):
             continue
         out = cmd[cmd.index("--out") + 1]
-        checkpoint = resume_root / out / "checkpoint.pt"
+        label = f"{cmd[cmd.index('train') + 1]}-{float(cmd[cmd.index('--window') + 1]):g}s-seed{cmd[cmd.index('--seed') + 1]}"
+        found = list(
+            resume_root.glob(f"{label}-*/checkpoint.pt")
+        )  # the run's folder, named by its fingerprint
         try:
-            if torch.load(checkpoint, weights_only=True)["epoch"] != 1:
+            if len(found) != 1 or torch.load(found[0], weights_only=True)["epoch"] != 1:
                 continue
             worker = next((by_pid[p.pid] for p in proc.parents() if p.pid in by_pid), None)
         except (FileNotFoundError, RuntimeError, EOFError, psutil.NoSuchProcess):
             continue
         if worker is not None:
-            return worker, Path(out)
-    return None, None
+            return worker, Path(out), found[0]
+    return None, None, None
 
 
 def _logs_of(stage: str, env: dict) -> list[str]:
@@ -109,7 +112,7 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
         )
         killed, deadline = None, time.monotonic() + 400
         while killed is None and time.monotonic() < deadline and coordinator.poll() is None:
-            worker, out_dir = _training_run(workers, tmp_path / "shared-resume")
+            worker, out_dir, checkpoint = _training_run(workers, tmp_path / "shared-resume")
             if (
                 worker is not None
             ):  # epoch 1 of 3 is saved and training goes on: kill that worker's whole tree
@@ -117,7 +120,7 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
                 killed = out_dir
             time.sleep(0.02)
         assert killed is not None, "no worker was seen mid-training"
-        assert (tmp_path / "shared-resume" / killed / "checkpoint.pt").is_file()  # killed before it finished
+        assert checkpoint.is_file()  # killed before it finished
         out, _ = coordinator.communicate(timeout=900)
         assert coordinator.returncode == 0, out[-5000:]
     finally:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from ecg_crnn.provenance import is_code_dep
+
 from .helpers.paths import REPO
 from .helpers.processes import run
 
-# Modules whose change cannot change a stage's output: the parameters are DVC params (config.py); errors, atomic
-# writes, the layout of paths (dvc.yaml passes every path explicitly), the CLI that maps arguments onto a stage's
-# run() and package markers do not touch the numbers.
-NEUTRAL = {"config.py", "errors.py", "atomic.py", "layout.py", "cli.py", "__main__.py"}
+# What counts as a stage's code is said once, in provenance.py: the resume fingerprint of a training run hashes the same
+# files (the neutral modules left out here as there).
 RECORDER = Path(__file__).with_name("helpers") / "record_modules.py"
 
 
@@ -36,8 +36,7 @@ def _listed(deps: list[str]) -> set[str]:
 
 
 def _code(files) -> set[str]:
-    rel = {f.removeprefix("src/ecg_crnn/") for f in files}
-    return {f for f in rel if Path(f).name != "__init__.py" and f not in NEUTRAL}
+    return {f for f in (f.removeprefix("src/ecg_crnn/") for f in files) if is_code_dep(f)}
 
 
 @pytest.fixture

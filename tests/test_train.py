@@ -3,6 +3,7 @@ uninterrupted result, and model files and checkpoints load as data, never as cod
 
 import math
 import pickle
+import shutil
 import subprocess
 import tracemalloc
 
@@ -17,11 +18,12 @@ from ecg_crnn.dataset import load_study_data
 from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.metrics import headline, tune_thresholds
 from ecg_crnn.models import predict_proba
+from ecg_crnn.resume import claim
 from ecg_crnn.schedule import Schedule
-from ecg_crnn.training import random_crops, run_epoch, train
+from ecg_crnn.training import fingerprint_of, random_crops, run_epoch, run_provenance, train
 
 from .helpers.params import SMALL
-from .helpers.processes import kill_after_first_checkpoint, train_cmd
+from .helpers.processes import checkpoint_in, kill_after_first_checkpoint, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -176,14 +178,14 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(prepared, tmp_p
 
     out, resume = tmp_path / "killed", tmp_path / "r2"
     kill_after_first_checkpoint(train_cmd(params, prepared, out, resume), resume, seconds=120, grace=0.3)
-    state = torch.load(resume / "checkpoint.pt", weights_only=True)  # data only, no pickled objects
+    state = torch.load(checkpoint_in(resume), weights_only=True)  # data only, no pickled objects
     assert 1 <= state["epoch"] < 8, "the run should have been killed part-way"
     assert not (out / "model.pt").exists()
 
     again = subprocess.run(train_cmd(params, prepared, out, resume), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "resuming after epoch" in again.stderr
-    assert not resume.exists()  # finished: nothing left to resume
+    assert list(resume.iterdir()) == []  # finished: the run's folder is gone; the resume base stays
 
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     b = torch.load(out / "model.pt", weights_only=True)
@@ -214,11 +216,37 @@ def test_the_same_training_gives_the_same_model_file_bytes(prepared, tmp_path, w
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(data, tmp_path):
-    ckpt = tmp_path / "seed0.pt"
+    """A slot whose checkpoint holds another run's state (a folder copied or renamed by hand) starts afresh."""
     small = ModelSettings(channels=[8, 8], hidden=8)
-    train("cnn", data, small, TrainSettings(epochs=2), seed=0, checkpoint=ckpt, progress=False)
+
+    def slot(cfg):
+        provenance = run_provenance("cnn", 0, small, cfg, data)
+        return claim(tmp_path, "cnn-2.5s-seed0", fingerprint_of(provenance), provenance)
+
+    first = slot(TrainSettings(epochs=2))
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        raise Stop  # the run is interrupted after its first epoch's checkpoint
+
+    with pytest.raises(Stop):
+        train(
+            "cnn",
+            data,
+            small,
+            TrainSettings(epochs=2),
+            seed=0,
+            checkpoint=first,
+            on_epoch=stop,
+            progress=False,
+        )
+    other = slot(TrainSettings(epochs=3, lr=0.001))
+    assert other.folder != first.folder
+    shutil.copy(first.checkpoint, other.checkpoint)
     fresh = train(
-        "cnn", data, small, TrainSettings(epochs=3, lr=0.001), seed=0, checkpoint=ckpt, progress=False
+        "cnn", data, small, TrainSettings(epochs=3, lr=0.001), seed=0, checkpoint=other, progress=False
     )
     assert [r["epoch"] for r in fresh.history] == [1, 2, 3]
 

@@ -18,6 +18,7 @@ from . import layout
 from .config import load_params, load_params_or_defaults
 from .errors import EcgCrnnError
 from .layout import RunKey
+from .redaction import redact
 
 
 def _key(args) -> RunKey:
@@ -198,7 +199,9 @@ def _publish(args) -> None:
         raise EcgCrnnError(
             "publish: no destination (give --to s3://bucket/prefix or set storage.publish_url)"
         )
-    client = s3_client(endpoint_from_env(args.endpoint_url or p.endpoint_url))
+    endpoint = args.endpoint_url or p.endpoint_url
+    StorageSettings(publish_url=dest, endpoint_url=endpoint)  # flags obey params.yaml's rules: no credentials
+    client = s3_client(endpoint_from_env(endpoint))
     info = publish(args.paths, dest, client)
     print(
         f"publish: {info['files']} files ({info['uploaded']} uploaded, the rest unchanged) -> {info['manifest']}"
@@ -290,7 +293,8 @@ COMMANDS = [
             _path(
                 "--resume-dir",
                 None,
-                "checkpoint of an unfinished run (default: .resume/OUT, or under $ECG_CRNN_RESUME_ROOT)",
+                "where unfinished runs keep their checkpoints, one private folder per run named by its "
+                "fingerprint (default: .resume, or $ECG_CRNN_RESUME_ROOT); only the run's own files are removed",
             ),
         ],
     ),
@@ -502,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except EcgCrnnError as exc:
-        print(f"ecg-crnn {args.command}: error: {exc}", file=sys.stderr)
+        # A message may quote a URL from a source, a remote or a server's answer: never with its credentials.
+        print(f"ecg-crnn {args.command}: error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ecg-crnn {args.command}: interrupted", file=sys.stderr)

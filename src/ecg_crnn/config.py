@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import EcgCrnnError
+from .redaction import redact, url_secret
 from .registry import ALL_ARCHITECTURES, REGISTRY
+from .shapes import git_url_problem, pool_problem
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 SAMPLING_RATES = (100, 500)
@@ -42,6 +44,19 @@ NonNegative = Annotated[int, Field(ge=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
+def _refuse_secrets(section: BaseModel, name: str, keys: tuple[str, ...]) -> None:
+    """URL-valued keys hold no credential: params.yaml, dvc.lock, git history, experiment refs and Prefect's
+    parameters keep a value forever, and no redaction of a message can take it back out of them."""
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and (secret := url_secret(value)):
+            raise ConfigError(
+                f"{name}.{key}: {redact(value)} holds {secret}; a URL here is stored in dvc.lock, git history "
+                "and experiment refs. Give credentials through the environment, ~/.netrc, ~/.pgpass or a git "
+                "credential helper instead (README: Security)"
+            )
+
+
 class DataSettings(Section):
     sampling_rate: Literal[100, 500] = 100
 
@@ -61,6 +76,11 @@ class DownloadSettings(Section):
         d = self.listing_sha256
         if d is not None and (len(d) != 64 or any(c not in "0123456789abcdefABCDEF" for c in d)):
             raise ConfigError(f"download.listing_sha256: must be 64 hexadecimal digits (a sha256), got {d!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets(self, "download", ("source", "s3_endpoint_url"))
         return self
 
 
@@ -259,6 +279,11 @@ class StorageSettings(Section):
     publish_url: str | None = None
     endpoint_url: str | None = None
 
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets(self, "storage", ("publish_url", "endpoint_url"))
+        return self
+
 
 class SearchSettings(Section):
     trials: Positive = 20
@@ -280,9 +305,16 @@ class SearchSettings(Section):
     work_pool: str = "ecg-crnn"
     workers: Positive = 2
     worker_timeout_s: Positive = 300
+    flow_heartbeat_s: int = 30
+    stale_after_s: int = 100
+    promote_timeout_s: Positive = 259200
 
     @model_validator(mode="after")
     def _space(self):
+        _prefect_heartbeats("search", self.flow_heartbeat_s, self.stale_after_s)
+        _refuse_secrets(self, "search", ("storage",))
+        if problem := pool_problem(self.work_pool):
+            raise ConfigError(f"search.work_pool: {self.work_pool!r}: {problem}")
         for key in ("windows", "rnn", "bidirectional", "hidden", "dropout", "lr"):
             if not getattr(self, key):
                 raise ConfigError(f"search.{key}: the search space is empty")
@@ -299,6 +331,18 @@ class SearchSettings(Section):
         return self
 
 
+def _prefect_heartbeats(section: str, every_s: int, stale_after_s: int) -> None:
+    # Prefect sends flow-run heartbeats at most every 30 s; a run is stale only after two are missed.
+    key = "heartbeat_s" if section == "grid" else "flow_heartbeat_s"
+    if every_s < 30:
+        raise ConfigError(f"{section}.{key}: Prefect sends heartbeats at most every 30 s, got {every_s}")
+    if stale_after_s <= 2 * every_s:
+        raise ConfigError(
+            f"{section}.stale_after_s: must exceed two heartbeats (2 x {section}.{key} = {2 * every_s}), "
+            f"got {stale_after_s}"
+        )
+
+
 class GridSettings(Section):
     work_pool: str = "ecg-crnn"
     git_remote: str | None = None
@@ -307,19 +351,15 @@ class GridSettings(Section):
     stale_after_s: int = 100
     retries: NonNegative = 2
     worker_timeout_s: Positive = 600
+    command_timeout_s: Positive = 86400
 
     @model_validator(mode="after")
     def _heartbeats(self):
-        # Prefect sends flow-run heartbeats at most every 30 s; a run is stale only after two are missed.
-        if self.heartbeat_s < 30:
-            raise ConfigError(
-                f"grid.heartbeat_s: Prefect sends heartbeats at most every 30 s, got {self.heartbeat_s}"
-            )
-        if self.stale_after_s <= 2 * self.heartbeat_s:
-            raise ConfigError(
-                f"grid.stale_after_s: must exceed two heartbeats (2 x grid.heartbeat_s = {2 * self.heartbeat_s}), "
-                f"got {self.stale_after_s}"
-            )
+        _prefect_heartbeats("grid", self.heartbeat_s, self.stale_after_s)
+        if self.git_remote is not None and (problem := git_url_problem(self.git_remote, remote_name_ok=True)):
+            raise ConfigError(f"grid.git_remote: {redact(self.git_remote)!r}: {problem}")
+        if problem := pool_problem(self.work_pool):
+            raise ConfigError(f"grid.work_pool: {self.work_pool!r}: {problem}")
         return self
 
 
@@ -327,6 +367,7 @@ class RetrainSettings(Section):
     cron: str = "0 3 * * 0"
     timezone: str = "UTC"
     publish: bool = True
+    timeout_s: Positive = 259200
 
 
 class Params(Section):

@@ -20,6 +20,7 @@ from .data.labels import load_labels
 from .data.signals import SignalCache
 from .data.windows import window_layout
 from .errors import EcgCrnnError
+from .hashing import sha256_arrays
 from .layout import rotation_dir
 
 
@@ -52,14 +53,27 @@ class StudyData:
         return len(self.leads)
 
     def fingerprint(self) -> dict:
-        """What identifies this data for a resumable run (a changed split or layout starts afresh)."""
+        """What identifies this data for a resumable run: the layout, and the content training reads, complete:
+        each split's standardized signals (so the signal cache, its gains and baselines and the standardization
+        all count), labels and record ids (their order too), and the standardization itself. One sha256 pass over the splits in
+        memory (0.6 GB/s measured on 2 shared cores): ~1.6 s for the 0.95 GB of PTB-XL's 100 Hz training and
+        validation folds, once per run."""
         return {
             "classes": self.classes,
+            "leads": self.leads,
+            "fs": self.fs,
             "window": self.window,
             "eval_starts": self.eval_starts,
-            "mean": [round(float(v), 9) for v in self.mean],
-            "sizes": {k: len(v.ecg_ids) for k, v in self.splits.items()},
-            "ids": {k: int(np.asarray(v.ecg_ids, np.int64).sum()) for k, v in self.splits.items()},
+            "standardization": sha256_arrays(self.mean, self.std),
+            "splits": {
+                k: {
+                    "records": len(v.ecg_ids),
+                    "signals": sha256_arrays(v.x),
+                    "labels": sha256_arrays(v.y),
+                    "ids": sha256_arrays(np.asarray(v.ecg_ids, np.int64)),
+                }
+                for k, v in sorted(self.splits.items())
+            },
         }
 
 

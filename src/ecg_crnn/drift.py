@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import multiprocessing
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .config import DriftSettings
 from .data.labels import load_labels
 from .data.ptbxl import load_database
 from .data.signals import SignalCache
+from .markup import safe_names
 
 METADATA_NUMERIC = ["age", "height", "weight", "recording_year"]
 METADATA_CATEGORICAL = ["sex", "site", "device"]
@@ -115,17 +115,43 @@ def method_for(method: str, current_records: int) -> str:
     return method
 
 
-def _per_column(metrics: list[dict], chosen: dict) -> list[dict]:
+def _per_column(metrics: list[dict], chosen: dict, shown: dict[str, str]) -> list[dict]:
+    original = {v: k for k, v in shown.items()}
     out = []
     for metric in metrics:
-        column = metric["config"]["column"]
+        column = original[metric["config"]["column"]]
         method, threshold = chosen[column]
         score = float(metric["value"])
         drifted = _drifted(method, score, threshold)
-        out.append(
-            {"column": column, "method": method, "score": score, "threshold": threshold, "drifted": drifted}
-        )
+        entry = {
+            "column": column,
+            "method": method,
+            "score": score,
+            "threshold": threshold,
+            "drifted": drifted,
+        }
+        if shown[column] != column:
+            entry["shown_as"] = shown[column]
+        out.append(entry)
     return out
+
+
+def renamed_columns(columns: list[str]) -> dict[str, str]:
+    """{column: the identifier its report shows} for the columns whose names are not shown as they are."""
+    return {k: v for k, v in safe_names(columns).items() if k != v}
+
+
+def _as_shown(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> tuple[pd.DataFrame, dict]:
+    """`frame` as Evidently may get it: every column name, and every category value, that could end the report's
+    script replaced by a plain identifier (the same on both sides of a comparison: map over their union)."""
+    shown = safe_names(numeric + categorical)
+    out = frame[numeric + categorical].rename(columns=shown)
+    for c in categorical:
+        values = [str(v) for v in pd.unique(frame[c])]
+        mapping = safe_names(values)
+        if any(k != v for k, v in mapping.items()):
+            out[shown[c]] = frame[c].astype(str).map(mapping).to_numpy()
+    return out, shown
 
 
 def _most_drifted_first(columns: list[dict]) -> list[dict]:
@@ -156,21 +182,25 @@ def run_report(
     from evidently.metrics import ValueDrift
 
     columns = numeric + categorical
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    both, shown = _as_shown(pd.concat([reference, current], ignore_index=True), numeric, categorical)
+    ref_shown, cur_shown = both.iloc[: len(reference)], both.iloc[len(reference) :].reset_index(drop=True)
+    definition = DataDefinition(
+        numerical_columns=[shown[c] for c in numeric], categorical_columns=[shown[c] for c in categorical]
+    )
     kind = method_for(cfg.method, len(current))
     chosen = {c: METHODS[kind]["numerical" if c in numeric else "categorical"] for c in columns}
-    metrics = [ValueDrift(column=c, method=m, threshold=t) for c, (m, t) in chosen.items()]
+    metrics = [ValueDrift(column=shown[c], method=m, threshold=t) for c, (m, t) in chosen.items()]
     # A category present in only one of the two samples (a rare label absent from a small fold) gives the
     # chi-square test an expected count of zero: scipy divides by it and warns, and the column is (rightly)
     # flagged as drifted. The warning says nothing more than the flag, so it is silenced here alone.
     with np.errstate(divide="ignore", invalid="ignore"):
         snapshot = Report(metrics).run(
-            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+            current_data=Dataset.from_pandas(cur_shown, data_definition=definition),
+            reference_data=Dataset.from_pandas(ref_shown, data_definition=definition),
         )
     if html is not None:
         snapshot.save_html(str(html))
-    per_column = _per_column(snapshot.dict()["metrics"], chosen)
+    per_column = _per_column(snapshot.dict()["metrics"], chosen, shown)
     drifted = _most_drifted_first([c for c in per_column if c["drifted"]])
     share = len(drifted) / len(per_column)
     return {
@@ -248,11 +278,23 @@ def drift_metrics(summary: dict) -> dict:
 
 
 def score_columns(classes: list[str]) -> list[str]:
-    """Column names for predicted scores, one per class."""
-    return [f"score_{re.sub(r'[^A-Za-z0-9_]', '_', c)}" for c in classes]
+    """Column names for predicted scores, one per class (run_report shows a name that is not plain by its legend)."""
+    return [f"score_{c}" for c in classes]
 
 
-def index_html(summary: dict) -> str:
+def _legend_html(renamed: dict[str, str]) -> str:
+    if not renamed:
+        return ""
+    esc = html.escape
+    rows = "".join(f"<tr><td><code>{esc(v)}</code></td><td>{esc(k)}</td></tr>" for k, v in renamed.items())
+    return (
+        "<h2>Legend</h2><p>Columns whose names from the data could not be shown as they are inside the reports' "
+        f"scripts, and the identifiers shown instead:</p><table border=1 cellpadding=4><tr><th>shown as</th>"
+        f"<th>column</th></tr>{rows}</table>"
+    )
+
+
+def index_html(summary: dict, renamed: dict[str, str] | None = None) -> str:
     esc = html.escape  # column names come from the CSVs (class and lead names)
     rows = "".join(
         f"<tr><td><a href='{esc(k)}.html'>{esc(k)}</a></td><td>{esc(v['role'])}</td><td>{v['records']}</td>"
@@ -266,5 +308,5 @@ def index_html(summary: dict) -> str:
         "<h1>Drift between folds</h1><table border=1 cellpadding=4><tr><th>fold</th><th>role</th><th>records"
         "</th><th>drifted columns</th><th>share</th><th>dataset drift</th><th>most drifted</th></tr>"
         f"{rows}</table><p>Reference: the training folds (for a training fold, the other ones).</p>"
-        "</body></html>"
+        f"{_legend_html(renamed or {})}</body></html>"
     )

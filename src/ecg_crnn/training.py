@@ -10,10 +10,12 @@ annealed, and every architecture gets the same maximum budget and the same stopp
 the best validation epoch are kept. Every random source is seeded.
 
 Resume: after each epoch the full state (weights, optimizer, schedule, the torch RNGs, history, best so far)
-is written atomically to the checkpoint, in a form `torch.load(..., weights_only=True)` reads. A run killed
-at any point and started again with the same settings continues from the last completed epoch and ends
-exactly where an uninterrupted run ends. RNG states are always restored from CPU tensors (CUDA's
-generator states are CPU byte tensors too).
+is written atomically to the checkpoint of the run's resume slot (resume.py), in a form
+`torch.load(..., weights_only=True)` reads. A run killed at any point and started again with the same settings,
+code and data continues from the last completed epoch and ends exactly where an uninterrupted run ends. "The
+same" is the run's fingerprint (run_provenance): the settings, the source of every module of the training code
+(the files DVC lists as the train stage's deps) and the content of the data it trains on; anything else starts
+afresh. RNG states are always restored from CPU tensors (CUDA's generator states are CPU byte tensors too).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 # cuBLAS is deterministic only with a fixed workspace; this must be set before CUDA initializes.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -36,11 +37,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .artifact import load_torch, save_torch  # noqa: E402
+from .artifact import load_torch  # noqa: E402
 from .config import ModelSettings, TrainSettings  # noqa: E402
 from .dataset import StudyData  # noqa: E402
 from .metrics import macro_auroc  # noqa: E402
 from .models import build_model, pick_device, predict_proba  # noqa: E402
+from .provenance import code_fingerprint  # noqa: E402
+from .resume import ResumeSlot  # noqa: E402
 from .schedule import Schedule, schedule_epochs  # noqa: E402
 
 EpochCallback = Callable[[dict], None]
@@ -134,18 +137,25 @@ def run_epoch(
     return float(total) / seen
 
 
-def run_fingerprint(
+def run_provenance(
     arch: str, seed: int, model_cfg: ModelSettings, cfg: TrainSettings, data: StudyData
-) -> str:
-    """Identifies a run: a checkpoint from other settings or data is never resumed."""
-    payload = {
-        "arch": arch,
-        "seed": seed,
-        "model": model_cfg.model_dump(),
-        "train": {k: v for k, v in cfg.model_dump().items() if k not in ("seeds", "device")},
+) -> dict:
+    """What a run's result depends on: its settings (the device and the seed list aside: a run retried on another
+    machine resumes), the code loaded to train it and the data's content (StudyData.fingerprint)."""
+    return {
+        "run": {"arch": arch, "seed": seed},
+        "settings": {
+            "model": model_cfg.model_dump(),
+            "train": {k: v for k, v in cfg.model_dump().items() if k not in ("seeds", "device")},
+        },
         "data": data.fingerprint(),
+        "code": code_fingerprint(),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint_of(provenance: dict) -> str:
+    """Identifies a run: a checkpoint of another fingerprint is never resumed."""
+    return hashlib.sha256(json.dumps(provenance, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class _Trainer:
@@ -153,7 +163,15 @@ class _Trainer:
     the order that fixes how random numbers are drawn (seed, then weights, then the crop generator), so an
     uninterrupted run and a resumed one see the same numbers."""
 
-    def __init__(self, arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettings, seed: int):
+    def __init__(
+        self,
+        arch: str,
+        data: StudyData,
+        model_cfg: ModelSettings,
+        cfg: TrainSettings,
+        seed: int,
+        fingerprint: str | None = None,
+    ):
         self.arch, self.data, self.cfg, self.seed = arch, data, cfg, seed
         self.device = pick_device(cfg.device)
         self.autocast = self.device.type == "cuda" and cfg.bf16
@@ -175,7 +193,7 @@ class _Trainer:
             self.optimizer, cfg.lr, self.steps_per_epoch, cfg.epochs, self.warmup_epochs, self.cooldown_epochs
         )
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.fingerprint = run_fingerprint(arch, seed, model_cfg, cfg, data)
+        self.fingerprint = fingerprint or fingerprint_of(run_provenance(arch, seed, model_cfg, cfg, data))
         self.history: list[dict] = []
         self.best_state, self.best_score, self.best_epoch, self.bad_epochs, self.start_epoch = (
             None,
@@ -185,11 +203,15 @@ class _Trainer:
             0,
         )
 
-    def resume(self, checkpoint: Path, on_epoch: EpochCallback | None) -> None:
-        state = load_torch(checkpoint)
-        if state.get("fingerprint") != self.fingerprint:
+    def resume(self, slot: ResumeSlot, on_epoch: EpochCallback | None) -> None:
+        checkpoint = slot.checkpoint
+        state = slot.load(load_torch)
+        if state is None:
+            return
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             print(
-                f"train {self.arch} seed {self.seed}: {checkpoint} is from other settings or data; starting afresh",
+                f"train {self.arch} seed {self.seed}: {checkpoint} is from other settings, code or data; "
+                "starting afresh",
                 file=sys.stderr,
             )
             return
@@ -260,25 +282,24 @@ class _Trainer:
         self.history.append(record)
         return record
 
-    def save(self, checkpoint: Path) -> None:
-        save_torch(
-            checkpoint,
-            {
-                "fingerprint": self.fingerprint,
-                "epoch": len(self.history),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "generator": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
-                "history": self.history,
-                "best_state": self.best_state,
-                "best_score": float(self.best_score),
-                "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs,
-            },
-        )
+    def save(self, slot: ResumeSlot) -> None:
+        """The state after this epoch, to the slot (which refuses it if a newer attempt owns the run)."""
+        state = {
+            "fingerprint": self.fingerprint,
+            "epoch": len(self.history),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+            "history": self.history,
+            "best_state": self.best_state,
+            "best_score": float(self.best_score),
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
+        slot.save(lambda f: torch.save(state, f))
 
     def result(self) -> TrainResult:
         best_state = self.best_state
@@ -304,14 +325,15 @@ def train(
     model_cfg: ModelSettings,
     cfg: TrainSettings,
     seed: int,
-    checkpoint: Path | None = None,
+    checkpoint: ResumeSlot | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train one architecture with one seed. `on_epoch` sees every epoch's record (replayed ones too, after
-    a resume) and may raise to stop the run (the Optuna search prunes that way)."""
-    run = _Trainer(arch, data, model_cfg, cfg, seed)
-    if checkpoint is not None and checkpoint.is_file():
+    """Train one architecture with one seed, resuming `checkpoint` (the run's slot, see resume.claim) when it
+    holds a state of this very run. `on_epoch` sees every epoch's record (replayed ones too, after a resume) and
+    may raise to stop the run (the Optuna search prunes that way)."""
+    run = _Trainer(arch, data, model_cfg, cfg, seed, checkpoint.fingerprint if checkpoint else None)
+    if checkpoint is not None:
         run.resume(checkpoint, on_epoch)
     for epoch in range(run.start_epoch, cfg.epochs):
         if run.scheduler.finished:

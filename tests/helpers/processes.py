@@ -49,12 +49,22 @@ def train_cmd(params, prepared, out, resume, arch="cnn_bilstm1", cli=("ecg-crnn"
     ]
 
 
-def kill_after_first_checkpoint(cmd: list[str], resume: Path, seconds: float, grace: float) -> None:
-    """Start a training command and SIGKILL it `grace` s after its first checkpoint appears in `resume`:
+def checkpoint_in(resume: Path) -> Path | None:
+    """The checkpoint of the one unfinished run under the resume base `resume` (its folder is named by the run's
+    fingerprint), or None."""
+    found = sorted(Path(resume).glob("*/checkpoint.pt"))
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def kill_after_first_checkpoint(
+    cmd: list[str], resume: Path, seconds: float, grace: float, env: dict | None = None
+) -> None:
+    """Start a training command and SIGKILL it `grace` s after its first checkpoint appears under `resume`:
     part-way through the run, with no chance to clean up."""
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not (resume / "checkpoint.pt").exists():
+    while time.monotonic() < deadline and checkpoint_in(resume) is None:
         time.sleep(0.02)
     time.sleep(grace)
     proc.send_signal(signal.SIGKILL)

@@ -18,6 +18,7 @@ import threading
 from typing import BinaryIO
 
 from ..errors import EcgCrnnError
+from ..redaction import redact
 from .transfer import (
     RETRYABLE_STATUS,
     Bounds,
@@ -94,7 +95,7 @@ class HttpSource:
 
     def __init__(self, base_url: str, timeout_s: float):
         self.base_url = base_url.rstrip("/") + "/"
-        self.description = self.base_url
+        self.description = redact(self.base_url)  # what messages name; params.yaml refuses credentials anyway
         self.timeout_s = timeout_s
         self._local = threading.local()  # one keep-alive session per download thread
 

@@ -18,6 +18,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from ..errors import EcgCrnnError
+from ..redaction import redact
 from ..s3 import describe_client_error
 from .http_source import HttpSource
 from .transfer import (
@@ -99,7 +100,7 @@ class S3Source:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.endpoint_url = endpoint_url
-        self.description = url + (f" at {endpoint_url}" if endpoint_url else "")
+        self.description = redact(url + (f" at {endpoint_url}" if endpoint_url else ""))
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config

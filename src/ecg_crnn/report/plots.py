@@ -68,6 +68,12 @@ def plot_depth(st: StudyResult, path: Path) -> None:
     _save(fig, path)
 
 
+def _literal(name) -> str:
+    """A name from the data as plain text: a '$' would start matplotlib's mathtext (and a malformed formula
+    fails the whole figure)."""
+    return str(name).replace("$", r"\$")
+
+
 def plot_context(st: StudyResult, path: Path) -> None:
     """The value of recurrence (best recurrent model minus the CNN, chosen on validation) per label family
     and overall, at each window: does it grow with context?"""
@@ -75,7 +81,7 @@ def plot_context(st: StudyResult, path: Path) -> None:
     windows = [w for w in st.windows if w in st.best_recurrent and ("cnn", w) in st.models]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * (len(fams) + 1) * max(1, len(windows))), 4.2))
     width = 0.8 / max(1, len(windows))
-    groups = ["primary endpoint", *fams]
+    groups = ["primary endpoint", *map(_literal, fams)]
     for j, w in enumerate(windows):
         tests = [st.get(f"recurrence/{w:g}"), *[st.get(f"label_families/{w:g}/{f}") for f in fams]]
         vals = [t.difference if t else np.nan for t in tests]
@@ -187,7 +193,7 @@ def plot_heatmap(st: StudyResult, path: Path) -> None:
         )
     ax.set_xticks(
         range(len(classes)),
-        [f"{c}\n({f})" for c, f in zip(classes, first["family"], strict=True)],
+        [f"{_literal(c)}\n({_literal(f)})" for c, f in zip(classes, first["family"], strict=True)],
         rotation=90,
         fontsize=7,
     )

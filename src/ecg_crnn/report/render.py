@@ -1,6 +1,8 @@
 """The report's files: report.md (the one source), report.html rendered from it (self-contained: images inlined,
-raw HTML disabled, so a class or lead name taken from a CSV reaches the page escaped), the tables, the summary and
-the plots, written together in one atomic swap."""
+raw HTML disabled), the tables, the summary and the plots, written together in one atomic swap. Every name that
+comes from the data (classes, families, the task, the source, drift folds and roles) enters the Markdown through
+markup.md_escape, so it reads as itself and can add no image, link or markup, in report.html or in any other
+viewer of report.md."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pandas as pd
 from ..analysis.compare import StudyResult
 from ..analysis.results import PRIMARY
 from ..atomic import atomic_dir, write_json
+from ..markup import md_escape
 from .format import plural, signed
 from .plots import plots_for
 from .published import PUBLISHED_SOURCE, published_mismatch, published_rows
@@ -23,11 +26,15 @@ from .tables import family_table, headline_metrics, hypotheses_table, power_tabl
 
 
 def md_cell(value) -> str:
-    return str(value).replace("|", "\\|")
+    """A cell of the project's own text (figures, architecture names): kept on one line, '|' escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def table_md(df: pd.DataFrame) -> str:
-    return df.map(md_cell).to_markdown(index=False) if len(df) else "(none)"
+def table_md(df: pd.DataFrame, names: tuple[str, ...] = ()) -> str:
+    """A Markdown table; the columns in `names` hold names from the data and are escaped in full."""
+    if not len(df):
+        return "(none)"
+    return df.apply(lambda col: col.map(md_escape if col.name in names else md_cell)).to_markdown(index=False)
 
 
 def drift_section(drift_dir: Path | None, prediction_dir: Path | None) -> list[str]:
@@ -41,8 +48,8 @@ def drift_section(drift_dir: Path | None, prediction_dir: Path | None) -> list[s
         ]
         for name, v in json.loads(path.read_text()).items():
             lines.append(
-                f"| {md_cell(name.removeprefix('fold_'))} | {md_cell(v['role'])} | {v['records']} | "
-                f"{v['drifted_columns']}/{v['columns']} | {'**yes**' if v['dataset_drift'] else 'no'} |"
+                f"| {md_escape(name.removeprefix('fold_'))} | {md_escape(v['role'])} | {int(v['records'])} | "
+                f"{int(v['drifted_columns'])}/{int(v['columns'])} | {'**yes**' if v['dataset_drift'] else 'no'} |"
             )
         lines += ["", f"Reports: [drift between folds](../{Path(drift_dir).name}/index.html)."]
     path = Path(prediction_dir) / "summary.json" if prediction_dir is not None else None
@@ -50,7 +57,7 @@ def drift_section(drift_dir: Path | None, prediction_dir: Path | None) -> list[s
         p = json.loads(path.read_text())
         lines.append(
             f"Predicted scores of the reference model, test fold against validation fold: "
-            f"{p['drifted_columns']}/{p['columns']} classes drift "
+            f"{int(p['drifted_columns'])}/{int(p['columns'])} classes drift "
             f"([report](../{Path(prediction_dir).name}/index.html))."
         )
     return lines
@@ -157,7 +164,7 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         "confirmation seeds, with 95% CI and verdict; families ranked by their gain on the selection seeds' "
         "validation fold.",
         "",
-        table_md(family_table(st)),
+        table_md(family_table(st), names=("family", "classes")),
         "",
         *robustness_section(st),
         *learning_curves_section(st),

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis.compare import ENDPOINT, Hypothesis, StudyResult
+from ..markup import md_escape
 from ..metrics import TESTED
+from ..redaction import redact
 from ..registry import RNN_TYPES
 from ..schedule import schedule_epochs
 from .format import NAMES, ci, fig, kilo, plural, signed
@@ -56,9 +58,11 @@ def seeds_text(seeds) -> str:
 def _data_lines(st: StudyResult, info: RunInfo) -> list[str]:
     m0 = next(iter(st.models.values()))
     pc = m0.per_class
-    absent = pc.loc[pc["test_positives"] == 0, "class"].tolist()
+    absent = [md_escape(c) for c in pc.loc[pc["test_positives"] == 0, "class"]]  # names come from the data
     patients = pc["test_positive_patients"] if "test_positive_patients" in pc else pc["test_positives"]
-    few = [(c, int(n)) for c, n in zip(pc["class"], patients, strict=True) if 0 < n <= FEW_PATIENTS]
+    few = [
+        (md_escape(c), int(n)) for c, n in zip(pc["class"], patients, strict=True) if 0 < n <= FEW_PATIENTS
+    ]
     few_text = (
         f" {FEW_PATIENTS} or fewer positive test patients (their AUROC rests on a handful of patients): "
         + ", ".join(f"{c} ({n})" for c, n in few)
@@ -67,7 +71,8 @@ def _data_lines(st: StudyResult, info: RunInfo) -> list[str]:
         else ""
     )
     return [
-        f"- **Data**: {info.source}, {info.sampling_rate} Hz, task `{info.task}` ({info.class_count} classes); "
+        f"- **Data**: {md_escape(redact(info.source))}, {info.sampling_rate} Hz, task {md_escape(info.task)} "
+        f"({info.class_count} classes); "
         f"records per split: train {info.split_records.get('train', 0):,}, validation "
         f"{info.split_records.get('val', 0):,}, test {info.split_records.get('test', 0):,} "
         f"({int(m0.runs.iloc[0]['test_patients']):,} patients).",
@@ -115,7 +120,7 @@ def _design_lines(st: StudyResult) -> list[str]:
     m0 = next(iter(st.models.values()))
     scored = np.isfinite(m0.class_auroc[0]).all(axis=0)
     untestable = [
-        c
+        md_escape(c)
         for c, n, ok in zip(m0.per_class["class"], m0.minority_patients, scored, strict=True)
         if ok and n < 2
     ]
@@ -127,7 +132,7 @@ def _design_lines(st: StudyResult) -> list[str]:
         else "study.selection_seeds is 0: choices are made on the same seeds that confirm them, so the confirmed "
         "figures of chosen models are optimistic (a demonstration setting)"
     )
-    primary = ", ".join(st.primary_classes)
+    primary = ", ".join(map(md_escape, st.primary_classes))
     return [
         f"- **Questions, stated before the run** (params.yaml `study.hypotheses`; every sentence below names its "
         f"question): primary: {'; '.join(QUESTIONS[q] for q in h.primary)}. Secondary, in this order: "
@@ -365,7 +370,7 @@ def _per_label(st: StudyResult, group: str, title: str) -> list[str]:
             continue
         kinds: dict[str, list[str]] = {}
         for h in hs:
-            label = h.name.split("/", 2)[2]
+            label = md_escape(h.name.split("/", 2)[2])  # a class or family name: from the data
             v = h.verdict.wording
             kind = v if not v.startswith("inconclusive") else "inconclusive"
             kinds.setdefault(kind, []).append(f"{label} {signed(h.difference)}")

@@ -13,7 +13,15 @@ import pandas as pd
 
 from ..atomic import atomic_dir, write_json
 from ..config import Params
-from ..drift import compare_folds, comparisons, drift_metrics, drift_table, fold_summary, index_html
+from ..drift import (
+    compare_folds,
+    comparisons,
+    drift_metrics,
+    drift_table,
+    fold_summary,
+    index_html,
+    renamed_columns,
+)
 from ..layout import FILTERED, RAW, REPORTS, SEGMENTED, rotation_dir
 
 
@@ -52,7 +60,7 @@ def run(params: Params, paths: Paths = Paths(), workers: int | None = None) -> d
                 f"{' -> DATASET DRIFT' if result['dataset_drift'] else ''}",
                 file=sys.stderr,
             )
-        (tmp / "index.html").write_text(index_html(summary))
+        (tmp / "index.html").write_text(index_html(summary, renamed_columns(numeric + categorical)))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_json(paths.summary, drift_metrics(summary))
     return summary

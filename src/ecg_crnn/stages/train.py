@@ -3,8 +3,10 @@ resumable, into models/WINDOWs/ARCH/fracF/rotR/seedS.
 
 Writes model.pt (the best validation epoch's weights with everything inference needs; see artifact.py),
 history.csv (the curves: one row per epoch) and timing.json (seconds per epoch: the one output that is not
-reproducible byte for byte). An interrupted run resumes from its checkpoint, which lives outside DVC's outputs
-(.resume/OUT, or under $ECG_CRNN_RESUME_ROOT) so that the stage keeps DVC's run-cache.
+reproducible byte for byte). An interrupted run resumes from its checkpoint, which lives outside DVC's outputs so
+that the stage keeps DVC's run-cache: in a private folder named by the run and its fingerprint (resume.py) under
+the resume base (`--resume-dir`, else $ECG_CRNN_RESUME_ROOT, else .resume). Its files, and only they, are removed
+once the outputs are written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +26,20 @@ from ..config import Params
 from ..dataset import load_study_data
 from ..layout import FILTERED, MODEL_FILE, SEGMENTED, RunKey, model_dir, window_name
 from ..registry import get_architecture
-from ..training import train
+from ..resume import ResumeSlot, claim, others
+from ..training import fingerprint_of, run_provenance, train
 
 RESUME_ROOT_ENV = "ECG_CRNN_RESUME_ROOT"
 
 
-def default_resume_dir(out_dir: Path) -> Path:
-    """Where an unfinished run keeps its checkpoint: .resume/<out_dir>, or under $ECG_CRNN_RESUME_ROOT (a
-    directory several machines share, so a run retried on another worker resumes instead of restarting)."""
-    root = Path(os.environ.get(RESUME_ROOT_ENV) or ".resume")
-    out = Path(out_dir)
-    return root / (out.relative_to(out.anchor) if out.is_absolute() else out)
+def resume_base(named: Path | None = None) -> Path:
+    """Where unfinished runs keep their checkpoints: the folder named, else $ECG_CRNN_RESUME_ROOT (a directory
+    several machines share, so a run retried on another worker resumes instead of restarting), else .resume."""
+    return Path(named or os.environ.get(RESUME_ROOT_ENV) or ".resume")
+
+
+def run_label(key: RunKey) -> str:
+    return f"{key.arch}-{window_name(key.window)}-frac{float(key.fraction)}-rot{key.rotation}-seed{key.seed}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Paths:
     filtered: Path = FILTERED
     segmented: Path = SEGMENTED
     out: Path | None = None  # default: models/WINDOWs/ARCH/fracF/rotR/seedS
-    resume: Path | None = None  # default: default_resume_dir(out)
+    resume: Path | None = None  # the resume base; default: resume_base()
 
 
 def history_csv(history: list[dict]) -> str:
@@ -55,6 +59,18 @@ def history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _claim_slot(params: Params, key: RunKey, data, base: Path) -> ResumeSlot:
+    """This attempt's hold on the run's checkpoint; when there is none to resume, the unfinished checkpoints of
+    the same run from other settings, code or data are named (and left alone: another experiment may own them)."""
+    provenance = run_provenance(key.arch, key.seed, params.models, params.train, data)
+    fingerprint = fingerprint_of(provenance)
+    slot = claim(base, run_label(key), fingerprint, provenance)
+    if not slot.checkpoint.is_file():
+        for other in others(base, run_label(key), fingerprint, provenance):
+            print(f"train {run_label(key)}: not resuming {base}/{other}; starting afresh", file=sys.stderr)
+    return slot
+
+
 def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = True, on_epoch=None) -> dict:
     get_architecture(key.arch)  # an unknown name fails here, before anything is created
     if key.seed not in params.train.seeds:
@@ -62,18 +78,17 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
             f"train {key.arch}: seed {key.seed} is not in train.seeds {params.train.seeds}", file=sys.stderr
         )
     out_dir = Path(paths.out or model_dir(key))
-    resume_dir = Path(paths.resume or default_resume_dir(out_dir))
     data = load_study_data(
         paths.filtered, paths.segmented, key.window, ("train", "val"), key.rotation, key.fraction
     )
-    resume_dir.mkdir(parents=True, exist_ok=True)
+    slot = _claim_slot(params, key, data, resume_base(paths.resume))
     result = train(
         key.arch,
         data,
         params.models,
         params.train,
         key.seed,
-        checkpoint=resume_dir / "checkpoint.pt",
+        checkpoint=slot,
         on_epoch=on_epoch,
         progress=progress,
     )
@@ -87,7 +102,7 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
             "device": "cuda" if torch.cuda.is_available() and params.train.device != "cpu" else "cpu",
         },
     )
-    shutil.rmtree(resume_dir, ignore_errors=True)  # the run is complete: nothing left to resume
+    slot.finish()  # the run is complete: its checkpoint goes, and nothing else
     print(
         f"train {key.arch} {window_name(key.window)} {key.run}: best validation macro-AUROC "
         f"{result.best_val_macro_auroc:.4f} at epoch {result.best_epoch} of {len(result.history)}, "
