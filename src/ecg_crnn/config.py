@@ -139,6 +139,7 @@ QUESTIONS = (
     "classes",
     "robustness",
     "learning_curves",
+    "overfitting",
 )
 
 
@@ -153,6 +154,7 @@ class Hypotheses(Section):
         "classes",
         "robustness",
         "learning_curves",
+        "overfitting",
     ]
     primary_share: Annotated[float, Field(gt=0, le=1)] = 0.8
     primary_classes: NonNegative = 20
@@ -225,6 +227,8 @@ class TrainSettings(Section):
     cooldown: Annotated[float, Field(gt=0, le=1)] = 0.25
     patience: Positive | None = 8
     class_weighted: bool = False
+    train_score_records: NonNegative = 1000
+    augment_snr_db: list[float] | None = None
     seeds: list[NonNegative] = [0, 1, 2, 3, 4]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
@@ -234,6 +238,12 @@ class TrainSettings(Section):
         if self.warmup + self.cooldown > 1:
             raise ConfigError(
                 f"train.warmup + train.cooldown: must not exceed 1, got {self.warmup} + {self.cooldown}"
+            )
+        if self.augment_snr_db is not None and (
+            len(self.augment_snr_db) != 2 or self.augment_snr_db[0] > self.augment_snr_db[1]
+        ):
+            raise ConfigError(
+                f"train.augment_snr_db: expected [low, high] in dB, got {self.augment_snr_db!r}"
             )
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(

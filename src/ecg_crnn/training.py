@@ -87,6 +87,17 @@ def random_crops(x: torch.Tensor, idx: torch.Tensor, window: int, gen: torch.Gen
     ]
 
 
+def add_noise(xb: torch.Tensor, snr_db: list[float], gen: torch.Generator) -> torch.Tensor:
+    """Noise augmentation: white noise at an SNR drawn per crop from [low, high] dB, against each lead's own power
+    in the crop (train.augment_snr_db; off by default). Drawn from the run's generator, so a run with it stays
+    reproducible and resumable."""
+    lo, hi = snr_db
+    snr = lo + (hi - lo) * torch.rand((xb.shape[0], 1, 1), generator=gen, device=gen.device).to(xb.device)
+    power = xb.pow(2).mean(dim=2, keepdim=True)
+    noise = torch.randn(xb.shape, generator=gen, device=gen.device).to(xb.device)
+    return xb + noise * torch.sqrt(power / 10 ** (snr / 10))
+
+
 def run_epoch(
     model: nn.Module,
     optimizer,
@@ -101,6 +112,7 @@ def run_epoch(
     autocast: bool = False,
     max_steps: int | None = None,
     records: int | None = None,
+    noise_snr_db: list[float] | None = None,
 ) -> float:
     """One pass over the training records in random order, one random crop each; returns the mean loss. With
     `records` above the number of training records (a share of the training data), the pass goes on through fresh
@@ -122,6 +134,8 @@ def run_epoch(
     for b in range(steps):
         idx = perm[b * batch_size : (b + 1) * batch_size]
         xb = random_crops(x, idx, window, gen)
+        if noise_snr_db:
+            xb = add_noise(xb, noise_snr_db, gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(xb)
         loss = loss_fn(logits.float(), y[idx.to(device)])
@@ -193,6 +207,10 @@ class _Trainer:
             self.optimizer, cfg.lr, self.steps_per_epoch, cfg.epochs, self.warmup_epochs, self.cooldown_epochs
         )
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        # A fixed subset of the training records, the same for every run of the study (its own generator: it takes
+        # nothing from the run's random streams), scored each epoch as validation is: the generalization gap.
+        n = min(cfg.train_score_records, len(self.x))
+        self.train_subset = np.sort(np.random.default_rng(0).choice(len(self.x), size=n, replace=False))
         self.fingerprint = fingerprint or fingerprint_of(run_provenance(arch, seed, model_cfg, cfg, data))
         self.history: list[dict] = []
         self.best_state, self.best_score, self.best_epoch, self.bad_epochs, self.start_epoch = (
@@ -240,6 +258,21 @@ class _Trainer:
             if on_epoch:
                 on_epoch(record)
 
+    def _train_score(self) -> float:
+        """Macro-AUROC of the fixed training subset, scored as the validation fold is (nan when it is off)."""
+        if not len(self.train_subset):
+            return float("nan")
+        data, idx = self.data, self.train_subset
+        p = predict_proba(
+            self.model,
+            data.splits["train"].x[idx],
+            data.eval_starts,
+            data.window,
+            device=self.device,
+            autocast=self.autocast,
+        )
+        return macro_auroc(data.splits["train"].y[idx], p)
+
     def epoch(self, epoch: int) -> dict:
         """Train one epoch, score the validation fold, keep the best weights, apply early stopping's rule."""
         cfg, data, val = self.cfg, self.data, self.data.splits["val"]
@@ -257,11 +290,13 @@ class _Trainer:
             cfg.grad_clip,
             self.autocast,
             records=self.records,
+            noise_snr_db=cfg.augment_snr_db,
         )
         val_p = predict_proba(
             self.model, val.x, data.eval_starts, data.window, device=self.device, autocast=self.autocast
         )
         score = macro_auroc(val.y, val_p)
+        train_score = self._train_score()
         seconds = time.perf_counter() - t0
         lr_used = self.scheduler.lr_at(self.scheduler.steps - 1)
         if score > self.best_score:
@@ -276,6 +311,7 @@ class _Trainer:
             "epoch": epoch + 1,
             "train_loss": train_loss,
             "val_macro_auroc": score,
+            "train_macro_auroc": train_score,
             "lr": lr_used,
             "seconds": seconds,
         }

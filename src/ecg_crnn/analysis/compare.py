@@ -29,6 +29,7 @@ from ..metrics import LOWER_IS_BETTER, TESTED
 from ..registry import RNN_TYPES, get_architecture
 from .contrasts import Estimate, Interval, SeedRuns, estimate
 from .decisions import Claim, Verdict, decide
+from .overfitting import gap_estimate, seed_values
 from .power import Components, SeedPlan, minimal_detectable_effect, plan_seeds, power
 from .results import PRIMARY, Key, Model
 from .rotation import pool_folds
@@ -104,6 +105,7 @@ class StudyResult:
     curves: dict[float, dict[Key, ModelFigure]] = field(
         default_factory=dict
     )  # share -> model -> primary figure
+    gaps: dict[Key, dict[str, ModelFigure]] = field(default_factory=dict)  # model -> gap_kept, gap_last, fall
 
     def interval(self, key: Key, figure: str) -> tuple[float, float]:
         i = self.figures[key][figure].interval
@@ -301,15 +303,13 @@ class _Builder:
             return m.macro_auroc
         if figure.startswith("class:"):
             return m.class_auroc
-        if figure.startswith(ROBUST):
+        if figure.startswith(ROBUST) or figure.startswith("gap"):
             return m.macro_auroc
         return getattr(m, figure)
 
-    def add(
-        self, name, group, figure, terms, seeds_kind, tests, a, b, runs: _Runs | None = None
-    ) -> Hypothesis:
+    def add(self, name, group, figure, terms, seeds_kind, tests, a, b, runs: _Runs | None = None, est=None):
         seeds = self.st["confirmation"] if seeds_kind == "confirmation" else tuple(self.params.train.seeds)
-        est = (runs or self.runs).estimate(terms, figure, seeds)
+        est = est if est is not None else (runs or self.runs).estimate(terms, figure, seeds)
         if figure in LOWER_IS_BETTER:
             est = est.negated()
         h = Hypothesis(name, group, figure, a, b, seeds_kind, est, self.margin(figure), tuple(tests), 0.0)
@@ -479,6 +479,28 @@ def _learning_curves(b: _Builder, models, st) -> None:
             )
 
 
+def _overfitting(b: _Builder, models, st) -> None:
+    """Does the generalization gap grow with depth? Per window and recurrent type: the deepest stack's gap at its
+    kept epoch minus one layer's, every seed (fixed in advance)."""
+    seeds = tuple(b.params.train.seeds)
+    rotations = list(b.runs.by_rotation.values())
+    for w in st["windows"]:
+        for kind in RNN_TYPES:
+            stack = sorted(
+                (m for k, m in models.items() if k[1] == w and m.rnn_type == kind), key=lambda m: m.depth
+            )
+            if len(stack) < 2 or stack[0].depth != 1:
+                continue
+            deep, one = stack[-1].key, stack[0].key
+            terms = [(1.0, [ms[deep] for ms in rotations]), (-1.0, [ms[one] for ms in rotations])]
+            est = gap_estimate(terms, "gap_kept", seeds)
+            if np.isfinite(est.point):
+                name = f"overfitting/{w:g}/{kind}"
+                b.add(
+                    name, "overfitting", "gap_kept", None, "all", DIFF_EQUIV, _name(deep), _name(one), est=est
+                )
+
+
 def _adequacy(b: _Builder, models, st) -> None:
     """Every model against the best: is it non-inferior within the margin? (the smallest such model is named)."""
     for key in models:
@@ -518,6 +540,8 @@ def _state(question: str, b: _Builder, models, st) -> None:
         _robustness(b, models, st)
     elif question == "learning_curves":
         _learning_curves(b, models, st)
+    elif question == "overfitting":
+        _overfitting(b, models, st)
 
 
 # ---- multiplicity and power ------------------------------------------------------------------------------
@@ -595,6 +619,18 @@ def _curve_figures(curves: _Runs, fractions: dict, seeds: tuple[int, ...]) -> di
     return dict(sorted(out.items()))
 
 
+def _gap_figures(by_rotation, seeds) -> dict:
+    out = {}
+    for k in next(iter(by_rotation.values())):
+        row = {}
+        for f in ("gap_kept", "gap_last", "fall"):
+            est = gap_estimate([(1.0, [ms[k] for ms in by_rotation.values()])], f, seeds)
+            sds = [seed_values(ms[k], f, seeds).std(ddof=1) for ms in by_rotation.values()]
+            row[f] = ModelFigure(est.point, float(np.mean(sds)), est.interval())
+        out[k] = row
+    return out
+
+
 def _robust_figures(m: Model) -> list[str]:
     return (
         []
@@ -659,6 +695,7 @@ def analyse(models, params: Params, fractions: dict | None = None) -> StudyResul
         _power(hyps, params),
         by_rotation,
         _curve_figures(curves, fractions, seeds) if curves else {},
+        _gap_figures(by_rotation, seeds),
     )
 
 

@@ -359,6 +359,44 @@ def plot_learning_curves(st: StudyResult, path: Path) -> None:
     _save(fig, path)
 
 
+def plot_gaps(st: StudyResult, path: Path) -> None:
+    """The generalization gap at the kept epoch against recurrent depth, per type, one panel per window."""
+    fig, axes = plt.subplots(
+        1, len(st.windows), figsize=(5.2 * len(st.windows), 4.0), sharey=True, squeeze=False
+    )
+    for ax, w in zip(axes[0], st.windows, strict=True):
+        for i, kind in enumerate(TYPES):
+            ms = sorted(
+                (m for m in st.models.values() if m.window == w and m.rnn_type == kind), key=lambda m: m.depth
+            )
+            if not ms:
+                continue
+            g = [st.gaps[m.key]["gap_kept"] for m in ms]
+            pts = np.array([x.point for x in g])
+            err = np.vstack([pts - [x.interval.lo for x in g], [x.interval.hi for x in g] - pts])
+            x = np.array([m.depth for m in ms]) + 0.04 * (i - 2)
+            ax.errorbar(
+                x,
+                pts,
+                yerr=err,
+                marker="o" if kind != "none" else "s",
+                capsize=3,
+                color=COLORS[kind],
+                label=LABELS[kind],
+            )
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks([0, 1, 2, 3])
+        ax.set_xlabel("recurrent layers")
+        ax.set_title(f"{w:g} s windows")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(
+        "training subset minus validation macro-AUROC\n(at the kept epoch; 95% CI over seeds)"
+    )
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Generalization gap against depth")
+    _save(fig, path)
+
+
 def plots_for(st: StudyResult) -> dict:
     """The plots this run can draw: the robustness curves only when the robustness stage ran, the learning curves
     only with several shares of training data."""
@@ -367,6 +405,7 @@ def plots_for(st: StudyResult) -> dict:
         **PLOTS,
         **({"robustness": plot_robustness} if have else {}),
         **({"learning_curves": plot_learning_curves} if st.curves else {}),
+        **({"gaps": plot_gaps} if any(np.isfinite(g["gap_kept"].point) for g in st.gaps.values()) else {}),
     }
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..analysis.compare import StudyResult
@@ -122,6 +123,47 @@ def learning_curves_section(st: StudyResult) -> list[str]:
     ]
 
 
+def overfitting_section(st: StudyResult) -> list[str]:
+    if not any(np.isfinite(g["gap_kept"].point) for g in st.gaps.values()):
+        return []
+    rows = []
+    for m in sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.rnn_type)):
+        g = st.gaps[m.key]
+        rows.append(
+            {
+                "window": f"{m.window:g} s",
+                "model": m.arch,
+                **{
+                    label: f"{signed(g[f].point)} [{signed(g[f].interval.lo)}, {signed(g[f].interval.hi)}]"
+                    for f, label in (
+                        ("gap_kept", "gap at the kept epoch"),
+                        ("gap_last", "gap at the last epoch"),
+                        ("fall", "validation fall after its peak"),
+                    )
+                },
+            }
+        )
+    lines = [
+        f"- **{h.a}** against **{h.b}**: {h.verdict.wording} ({signed(h.difference)} "
+        f"[{signed(h.interval.lo)}, {signed(h.interval.hi)}]; [overfitting])"
+        for h in st.group("overfitting")
+    ]
+    return [
+        "## Overfitting",
+        "",
+        f"Each epoch, a fixed subset of {st.params.train.train_score_records:,} training records (the same for every "
+        "run) is scored as the validation fold is; the generalization gap is its macro-AUROC minus the validation "
+        "fold's, at the epoch whose weights were kept and at the last epoch; mean of seeds [95% CI over seeds]. A gap "
+        "is not yet harmful overfitting, and early stopping keeps the peak's weights: how far the validation curve "
+        "fell after its peak shows what it masked. Does the gap grow with depth (deepest stack minus one layer)?",
+        "",
+        *lines,
+        "",
+        table_md(pd.DataFrame(rows)),
+        "",
+    ]
+
+
 def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
     """report.md: what it rests on, caveats, the answer, the tables, the plots, drift."""
     caveats = warnings(st, info)
@@ -168,6 +210,7 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         "",
         *robustness_section(st),
         *learning_curves_section(st),
+        *overfitting_section(st),
         "## Plots",
         "",
         *[f"![{name}](plots/{name}.png)" for name in plots_for(st)],

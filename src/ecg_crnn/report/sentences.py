@@ -34,6 +34,7 @@ QUESTIONS = {
     "classes": "where recurrence helps, per class",
     "robustness": "does recurrence, or depth, change what each corruption costs",
     "learning_curves": "does the gap between architectures change with the share of training data",
+    "overfitting": "does the generalization gap grow with depth",
 }
 
 

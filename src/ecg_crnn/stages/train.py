@@ -53,9 +53,10 @@ class Paths:
 def history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["epoch", "train_loss", "val_macro_auroc", "lr"])
+    columns = ["epoch", "train_loss", "val_macro_auroc", "train_macro_auroc", "lr"]
+    writer.writerow(columns)
     for r in history:
-        writer.writerow([r["epoch"], repr(r["train_loss"]), repr(r["val_macro_auroc"]), repr(r["lr"])])
+        writer.writerow([r["epoch"], *(repr(r.get(c, float("nan"))) for c in columns[1:])])
     return buf.getvalue()
 
 
