@@ -63,3 +63,24 @@ def test_cli_names_file_and_key_and_exits_nonzero(write_params, tmp_path, capsys
 def test_missing_params_file(tmp_path, capsys):
     assert main(["--params", str(tmp_path / "nope.yaml"), "segment"]) == 1
     assert "nope.yaml: no such parameters file" in capsys.readouterr().err
+
+
+def test_the_repository_params_name_every_key_of_the_schema():
+    """DVC tracks parameters by key: a key left to its default in config.py would change results unseen."""
+    import yaml
+    from pydantic import BaseModel
+
+    from ecg_crnn.config import Params
+
+    def missing(model, raw, prefix=""):
+        out = []
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            if not isinstance(raw, dict) or name not in raw:
+                out.append(key)
+            elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                out += missing(field.annotation, raw[name], key + ".")
+        return out
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert missing(Params, raw) == []

@@ -60,7 +60,7 @@ def _interrupt(p, paths) -> None:
 
 def _flip_a_training_label(data: Path) -> None:
     labels = pd.read_csv(data / "filtered/labels.csv")
-    row = int(pd.read_csv(data / "segmented/split.csv").query("split == 'train'")["row"].iloc[0])
+    row = int(pd.read_csv(data / "segmented/rot0/split.csv").query("split == 'train'")["row"].iloc[0])
     column = labels.columns[4]  # the first class
     labels.loc[row, column] = 1 - labels.loc[row, column]
     labels.to_csv(data / "filtered/labels.csv", index=False)
@@ -68,15 +68,15 @@ def _flip_a_training_label(data: Path) -> None:
 
 def _change_one_training_sample(data: Path) -> None:
     signals = np.load(data / "filtered/signals.npy", mmap_mode="r+")
-    row = int(pd.read_csv(data / "segmented/split.csv").query("split == 'train'")["row"].iloc[3])
+    row = int(pd.read_csv(data / "segmented/rot0/split.csv").query("split == 'train'")["row"].iloc[3])
     signals[row, 5, 100] += 7
     signals.flush()
 
 
 def _change_the_standardization(data: Path) -> None:
-    std = json.loads((data / "segmented/standardization.json").read_text())
+    std = json.loads((data / "segmented/rot0/standardization.json").read_text())
     std["std"][0] *= 1.000001
-    (data / "segmented/standardization.json").write_text(json.dumps(std))
+    (data / "segmented/rot0/standardization.json").write_text(json.dumps(std))
 
 
 def _change_windows_py(monkeypatch) -> None:

@@ -224,6 +224,16 @@ def _robust(m: Model, figure: str, order: list[int], idx: list[int]) -> tuple[np
     return points, resamples
 
 
+def contrast(
+    by_rotation: dict[int, dict], terms, figure: str, seeds: tuple[int, ...], primary=None
+) -> Estimate:
+    """One contrast sum w * figure over `terms` [(w, key)] of the models in `by_rotation` ({rotation: {key: Model}}),
+    on `seeds`, pooled over rotations; `primary`: the classes of per-class figures (default: every testable one)."""
+    runs = _Runs(by_rotation, [])
+    runs.primary = primary if primary is not None else runs.scored
+    return runs.estimate(terms, figure, tuple(seeds))
+
+
 def primary_classes(models: list[Model], at_least: int) -> list[int]:
     """Indices of the classes with at least `at_least` test patients on each side in every rotation's test fold;
     every testable class (2 patients on each side) when fewer than two qualify (a tiny test fold: the report says
