@@ -232,3 +232,16 @@ def test_the_search_crashes_runs_whose_heartbeats_stopped_instead_of_waiting_for
     with pytest.raises(EcgCrnnError, match=r"every trial run ended \(CRASHED, CRASHED\) with 3 of 20"):
         search.wait_for_trials(client, list(client.runs), params({"search.mode": "pool"}), "search", LOG)
     assert [r.state for r in client.runs.values()] == ["CRASHED", "CRASHED"]
+
+
+def test_a_workers_log_lines_are_redacted(tmp_path, monkeypatch, caplog):
+    """What a worker's `dvc repro` prints goes to Prefect's logs, which the server stores: redacted first."""
+    real = subprocess.Popen
+    script = "echo 'pulling from https://u:hunter2@dvc.example/store'; echo 'got https://b.example/k?X-Amz-Signature=hunter3 ok'"
+    monkeypatch.setattr(grid.subprocess, "Popen", lambda cmd, **kw: real(["sh", "-c", script], **kw))
+    monkeypatch.setattr(grid, "create_progress_artifact", lambda **kw: None)
+    monkeypatch.setattr(grid, "update_progress_artifact", lambda *a, **kw: None)
+    with caplog.at_level(logging.INFO):
+        grid._reproduce(STAGE, tmp_path, dict(os.environ), 60, 1, lambda: "RUNNING", LOG)
+    assert "u:***@dvc.example/store" in caplog.text
+    assert "hunter2" not in caplog.text and "hunter3" not in caplog.text

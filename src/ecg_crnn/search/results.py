@@ -99,7 +99,7 @@ def save_results(study: optuna.Study, out_dir: Path) -> dict:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from .atomic import write_json
+    from ..atomic import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     point = best_point(study)
