@@ -11,12 +11,40 @@ SRC = REPO / "src" / "ecg_crnn"
 # (analysis, report, search, prediction, drift, publishing); the stages; the entry points. README's "Layout" names
 # the same floors.
 FLOORS = [
-    ("base", {"errors", "atomic", "hashing", "redaction", "registry", "config", "layout", "s3", "schedule"}),
+    (
+        "base",
+        {
+            "errors",
+            "atomic",
+            "hashing",
+            "redaction",
+            "registry",
+            "config",
+            "layout",
+            "s3",
+            "schedule",
+            "resources",
+        },
+    ),
     ("data", {"data"}),
-    ("model", {"metrics", "dataset", "models", "artifact", "training", "evaluation", "cost", "robustness"}),
+    (
+        "model",
+        {
+            "metrics",
+            "shared_data",
+            "dataset",
+            "models",
+            "artifact",
+            "train_step",
+            "training",
+            "evaluation",
+            "cost",
+            "robustness",
+        },
+    ),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),
     ("stages", {"stages"}),
-    ("entry", {"cli", "__main__"}),
+    ("entry", {"cli", "__main__", "grid"}),
 ]
 # Functions that are long for a reason (a table or a sequence that reads best whole).
 LONG = {

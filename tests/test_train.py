@@ -18,6 +18,7 @@ from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.metrics import headline, tune_thresholds
 from ecg_crnn.models import predict_proba
 from ecg_crnn.schedule import Schedule
+from ecg_crnn.shared_data import CACHE_ENV
 from ecg_crnn.training import random_crops, run_epoch, train
 
 from .helpers.params import SMALL
@@ -256,9 +257,11 @@ def test_misspelled_architecture_fails_before_creating_anything(prepared, tmp_pa
     assert not (tmp_path / "resume").exists() and not (tmp_path / "out").exists()
 
 
-def test_loading_a_split_peaks_at_its_own_size(prepared):
+def test_loading_a_split_peaks_at_its_own_size(prepared, monkeypatch):
     """The training folds are read straight into one float32 array and standardized in place: at 500 Hz and
-    10 s the training split alone is ~4 GB, so a second copy would not fit where the first does."""
+    10 s the training split alone is ~4 GB, so a second copy would not fit where the first does. (In memory,
+    without the machine's shared mapped copy, which test_shared_data.py covers.)"""
+    monkeypatch.setenv(CACHE_ENV, "off")
     tracemalloc.start()
     try:
         d = load_study_data(prepared / "filtered", prepared / "segmented", 10.0, splits=("train",))

@@ -147,6 +147,8 @@ class TrainSettings(Section):
     seeds: list[NonNegative] = [0, 1, 2]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
+    threads: Positive = 1
+    cuda_graph: bool = False
 
     @model_validator(mode="after")
     def _schedule_and_seeds(self):
@@ -226,6 +228,7 @@ class GridSettings(Section):
     stale_after_s: int = 100
     retries: NonNegative = 2
     worker_timeout_s: Positive = 600
+    jobs_per_gpu: Positive = 1
 
     @model_validator(mode="after")
     def _heartbeats(self):

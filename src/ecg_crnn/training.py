@@ -40,8 +40,10 @@ from .artifact import load_torch, save_torch  # noqa: E402
 from .config import ModelSettings, TrainSettings  # noqa: E402
 from .dataset import StudyData  # noqa: E402
 from .metrics import macro_auroc  # noqa: E402
-from .models import build_model, pick_device, predict_proba  # noqa: E402
+from .models import as_tensor, build_model, pick_device, predict_proba  # noqa: E402
+from .resources import bind  # noqa: E402
 from .schedule import Schedule, schedule_epochs  # noqa: E402
+from .train_step import GraphedStep, capturable_adamw, lr_to_device, train_step  # noqa: E402
 
 EpochCallback = Callable[[dict], None]
 
@@ -97,12 +99,14 @@ def run_epoch(
     grad_clip: float = 0.0,
     autocast: bool = False,
     max_steps: int | None = None,
+    step: GraphedStep | None = None,
 ) -> float:
     """One pass over the training records in random order, one random crop each; returns the mean loss.
 
     Batches are sliced from tensors already in memory (on the training device): no per-record Dataset,
     no collation, no host-to-device copy per batch, and no host synchronization per step (the loss is
-    summed on the device and read once per epoch).
+    summed on the device and read once per epoch). `step` (train_step.GraphedStep) replaces the eager step
+    with the CUDA-graph one; the batches and their crops are drawn the same way either way.
     """
     model.train()
     device = x.device
@@ -112,15 +116,11 @@ def run_epoch(
     seen = 0
     for b in range(steps):
         idx = perm[b * batch_size : (b + 1) * batch_size]
-        xb = random_crops(x, idx, window, gen)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(xb)
-        loss = loss_fn(logits.float(), y[idx.to(device)])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        xb, yb = random_crops(x, idx, window, gen), y[idx.to(device)]
+        if step is None:
+            loss = train_step(model, optimizer, loss_fn, xb, yb, grad_clip, autocast)
+        else:
+            loss = step(xb, yb)
         if scheduler is not None:
             scheduler.step()
         total += loss.detach() * len(idx)
@@ -150,11 +150,14 @@ class _Trainer:
     def __init__(self, arch: str, data: StudyData, model_cfg: ModelSettings, cfg: TrainSettings, seed: int):
         self.arch, self.data, self.cfg, self.seed = arch, data, cfg, seed
         self.device = pick_device(cfg.device)
+        bind(cfg.threads, self.device)  # train.threads, and this job's share of its GPU's memory
         self.autocast = self.device.type == "cuda" and cfg.bf16
+        self.graphed = self.device.type == "cuda" and cfg.cuda_graph
         make_deterministic()
         seed_everything(seed)
         self.model = build_model(arch, data.n_leads, len(data.classes), model_cfg).to(self.device)
-        self.x = torch.from_numpy(data.splits["train"].x).to(self.device)
+        # On CPU the training split stays the machine's shared read-only mapping (crops are gathered copies).
+        self.x = as_tensor(data.splits["train"].x).to(self.device)
         self.y = torch.from_numpy(data.splits["train"].y).to(self.device)
         pos_weight = None
         if cfg.class_weighted:
@@ -162,7 +165,16 @@ class _Trainer:
             pos_weight = ((len(self.y) - pos) / pos).clamp(max=100.0)
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         self.steps_per_epoch = -(-len(self.x) // cfg.batch_size)  # run_epoch's batches
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = capturable_adamw(
+            self.model.parameters(), cfg.lr, cfg.weight_decay, self.device, self.graphed
+        )
+        self.step = (
+            GraphedStep(
+                self.model, self.optimizer, self.loss_fn, cfg.batch_size, cfg.grad_clip, self.autocast
+            )
+            if self.graphed
+            else None
+        )
         self.warmup_epochs, self.cooldown_epochs = schedule_epochs(cfg)
         self.scheduler = Schedule(
             self.optimizer, cfg.lr, self.steps_per_epoch, cfg.epochs, self.warmup_epochs, self.cooldown_epochs
@@ -188,6 +200,7 @@ class _Trainer:
             return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
+        lr_to_device(self.optimizer, self.device)
         self.scheduler.load_state_dict(state["scheduler"])
         self.gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -227,6 +240,7 @@ class _Trainer:
             self.gen,
             cfg.grad_clip,
             self.autocast,
+            step=self.step,
         )
         val_p = predict_proba(
             self.model, val.x, data.eval_starts, data.window, device=self.device, autocast=self.autocast
