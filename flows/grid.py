@@ -10,7 +10,11 @@
                       worker's runs), `dvc repro --pull evaluate@ARCH-WINDOW-SEED` (its train stage included),
                       then `dvc push` of the outputs and `dvc push --run-cache`. Epochs show in its logs and as a
                       progress bar in the UI. With grid.resume_root on a shared disk, a stage retried on another
-                      worker resumes its checkpoint.
+                      worker resumes its checkpoint. A worker started with `--limit N` runs N at once: each run
+                      claims a slot of its machine as the local runner's jobs do (ecg_crnn/grid/slots.py: one GPU
+                      and 1/grid.jobs_per_gpu of its memory, or train.threads cores on CPU).
+
+The snapshot and the list of stages to run are the local runner's (`ecg-crnn grid`, ecg_crnn/grid/).
 
 The store between machines is the DVC remote (S3 or any other); the workers need its credentials in their
 environment. Local `dvc repro` stays the embedded default and gives the same outputs.
@@ -23,14 +27,11 @@ environment. Local `dvc repro` stays the embedded default and gives the same out
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,9 +42,10 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.grid import progress, slots
+from ecg_crnn.grid.snapshot import pending_stages, snapshot, train_stage
 
 RUN_DEPLOYMENT = "ecg-crnn-grid-run/ecg-crnn-grid-run"
-EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
 
 
 # ---- the worker's side ----------------------------------------------------------------------------------
@@ -60,33 +62,12 @@ def _checkout(git_url: str, ref: str, commit: str, where: Path) -> None:
         raise EcgCrnnError(f"{git_url} {ref} is {got}, not the snapshot {commit}")
 
 
-@flow(name="ecg-crnn-grid-run", log_prints=True)
-def grid_run_flow(
-    git_url: str, ref: str, commit: str, stage: str, workdir: str, resume_root: str | None = None
-) -> dict:
-    """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
-    from prefect.runtime import flow_run
-
-    logger = get_run_logger()
-    root = Path(workdir).expanduser()
-    checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
-    _checkout(git_url, ref, commit, checkout)
-    # One DVC cache for all of this worker's runs: the data stages' outputs are pulled once, then linked.
-    _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
-    _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if resume_root:
-        env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
-    train_stage = "train@" + stage.split("@", 1)[1]
-    progress = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
-    t0 = time.monotonic()
+def _repro(cmd: list[str], checkout: Path, env: dict, stage: str, logger) -> bool:
+    """Run `dvc repro` in the checkout, its lines in the run's logs and its epochs as a progress bar; returns
+    whether training resumed a checkpoint."""
+    bar = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
     proc = subprocess.Popen(
-        ["dvc", "repro", "--pull", stage],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        cmd, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     resumed, tail = False, []
     for line in proc.stdout:
@@ -95,17 +76,52 @@ def grid_run_flow(
         if not line:
             continue
         logger.info(line)
-        resumed = resumed or "resuming after epoch" in line
-        m = EPOCH.search(line)
-        if m:
-            update_progress_artifact(progress, progress=100.0 * int(m.group(3)) / int(m.group(4)))
+        resumed = resumed or progress.RESUMED in line
+        if at := progress.epoch(line):
+            update_progress_artifact(bar, progress=100.0 * at[0] / at[1])
     if proc.wait() != 0:
-        raise EcgCrnnError(f"dvc repro --pull {stage} failed ({proc.returncode}):\n" + "\n".join(tail))
+        raise EcgCrnnError(f"{' '.join(cmd)} failed ({proc.returncode}):\n" + "\n".join(tail))
+    update_progress_artifact(bar, progress=100.0)
+    return resumed
+
+
+@flow(name="ecg-crnn-grid-run", log_prints=True)
+def grid_run_flow(
+    git_url: str,
+    ref: str,
+    commit: str,
+    stage: str,
+    workdir: str,
+    resume_root: str | None = None,
+    jobs_per_gpu: int = 1,
+) -> dict:
+    """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
+    from prefect.runtime import flow_run
+
+    logger = get_run_logger()
+    root = Path(workdir).expanduser()
+    checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
+    _checkout(git_url, ref, commit, checkout)
+    t0 = time.monotonic()
+    # One DVC cache for all of this worker's runs: the data stages' outputs are pulled once, then linked.
+    _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
+    _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout / "src"), env.get("PYTHONPATH")) if p)
+    if resume_root:
+        env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
+    # The worker's --limit N runs share this machine as the local runner's jobs do: one slot each (one GPU and a
+    # share of its memory, or train.threads cores), claimed through lock files in the worker's workdir.
+    train = load_params(checkout / "params.yaml").train
+    gpus = slots.visible_gpus(train.device)
+    machine = slots.plan(jobs_per_gpu if gpus else None, train.threads, slots.cpu_cores(), gpus)
+    with slots.claim(machine, root / "slots") as slot:
+        logger.info(f"{stage}: slot {slot.name} ({', '.join(f'{k}={v}' for k, v in slot.env().items())})")
+        resumed = _repro(["dvc", "repro", "--pull", stage], checkout, {**env, **slot.env()}, stage, logger)
     # Outputs first, then the run-cache entry that names them: the coordinator never finds an entry whose
     # outputs are not in the remote.
-    _run(["dvc", "push", train_stage, stage], checkout)
-    _run(["dvc", "push", "--run-cache", train_stage, stage], checkout)
-    update_progress_artifact(progress, progress=100.0)
+    _run(["dvc", "push", train_stage(stage), stage], checkout)
+    _run(["dvc", "push", "--run-cache", train_stage(stage), stage], checkout)
     shutil.rmtree(checkout, ignore_errors=True)
     seconds = time.monotonic() - t0
     print(f"{stage}: reproduced and pushed in {seconds:.0f} s{' (resumed a checkpoint)' if resumed else ''}")
@@ -113,50 +129,6 @@ def grid_run_flow(
 
 
 # ---- the coordinator ------------------------------------------------------------------------------------
-
-
-def snapshot(repo: Path, git_remote: str | None) -> tuple[str, str, str]:
-    """(git URL, ref, commit) of the workspace as it is (dvc.lock included), committed to a ref of its own
-    through a temporary index: HEAD, the branch and the index are left as they were."""
-    ref = f"refs/ecg-crnn/grid/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    index = repo / ".git" / f"ecg-crnn-grid-{uuid.uuid4().hex}.index"
-    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-    try:
-        _run(["git", "read-tree", "HEAD"], repo, env)
-        _run(["git", "add", "-A"], repo, env)
-        tree = _run(["git", "write-tree"], repo, env).strip()
-    finally:
-        index.unlink(missing_ok=True)
-    ident = {
-        "GIT_AUTHOR_NAME": "ecg-crnn grid",
-        "GIT_AUTHOR_EMAIL": "grid@ecg-crnn",
-        "GIT_COMMITTER_NAME": "ecg-crnn grid",
-        "GIT_COMMITTER_EMAIL": "grid@ecg-crnn",
-    }
-    commit = _run(
-        ["git", "commit-tree", tree, "-p", "HEAD", "-m", "ecg-crnn grid snapshot"],
-        repo,
-        {**os.environ, **ident},
-    ).strip()
-    _run(["git", "update-ref", ref, commit], repo)
-    if git_remote:
-        _run(["git", "push", "-q", git_remote, f"{commit}:{ref}"], repo)
-        url = (
-            _run(["git", "remote", "get-url", git_remote], repo).strip()
-            if "://" not in git_remote
-            else git_remote
-        )
-    else:
-        url = repo.as_uri()
-    return url, ref, commit
-
-
-def grid_stages(repo: Path) -> list[str]:
-    """The evaluate stages (each with its train stage) that are not up to date, in dvc.yaml's order."""
-    changed = json.loads(_run(["dvc", "status", "--json"], repo) or "{}")
-    names = _run(["dvc", "stage", "list", "--name-only"], repo).split()
-    pending = {n for n in changed}
-    return [n for n in names if n.startswith("evaluate@") and (n in pending or "train@" + n[9:] in pending)]
 
 
 def _last_heartbeat(client, run) -> datetime | None:
@@ -261,22 +233,23 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
     # 1. The data the models need, reproduced here and pushed for the workers.
     _run(["dvc", "repro", "bootstrap"], repo_path)
     _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path)
-    stages = grid_stages(repo_path)
+    stages = pending_stages(repo_path)
     logger.info(f"{len(stages)} models to train and evaluate on work pool {cfg.work_pool!r}")
     attempts: dict[str, int] = {}
     if stages:
-        url, ref, commit = snapshot(repo_path, cfg.git_remote)
-        logger.info(f"snapshot {commit[:12]} at {ref}")
+        snap = snapshot(repo_path, cfg.git_remote)
+        logger.info(f"snapshot {snap.commit[:12]} at {snap.ref}")
         work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
 
         def submit(stage: str):
             params = {
-                "git_url": url,
-                "ref": ref,
-                "commit": commit,
+                "git_url": snap.url,
+                "ref": snap.ref,
+                "commit": snap.commit,
                 "stage": stage,
                 "workdir": work,
                 "resume_root": cfg.resume_root,
+                "jobs_per_gpu": cfg.jobs_per_gpu,
             }
             return run_deployment(
                 RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False, flow_run_name=stage
