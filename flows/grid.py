@@ -10,7 +10,11 @@
                       worker's runs), `dvc repro --pull evaluate@ARCH-WINDOW-SEED` (its train stage included),
                       then `dvc push` of the outputs and `dvc push --run-cache`. Epochs show in its logs and as a
                       progress bar in the UI. With grid.resume_root on a shared disk, a stage retried on another
-                      worker resumes its checkpoint.
+                      worker resumes its checkpoint. A worker started with `--limit N` runs N at once: each run
+                      claims a slot of its machine as the local runner's jobs do (ecg_crnn/grid/slots.py: one GPU
+                      and 1/grid.jobs_per_gpu of its memory, or train.threads cores on CPU).
+
+The snapshot and the list of stages to run are the local runner's (`ecg-crnn grid`, ecg_crnn/grid/).
 
 The store between machines is the DVC remote (S3 or any other); the workers need its credentials in their
 environment. Local `dvc repro` stays the embedded default and gives the same outputs.
@@ -31,17 +35,13 @@ is bounded in time (grid.command_timeout_s for those that move data or train), a
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestration import REPO, crash_if_silent, deploy_to_pool, no_worker_message, state_of, stop_group
@@ -51,32 +51,28 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.grid import progress, slots
+from ecg_crnn.grid.snapshot import (
+    drop,
+    git_env,
+    model_stages,
+    pending_stages,
+    remote_url,
+    snapshot,
+    stage_names,
+)
 from ecg_crnn.markup import md_escape
 from ecg_crnn.redaction import redact
 from ecg_crnn.registry import REGISTRY
-from ecg_crnn.shapes import (
-    GIT_ALLOW_PROTOCOL,
-    commit_problem,
-    git_url_problem,
-    is_remote_name,
-    ref_problem,
-    stage_problem,
-)
+from ecg_crnn.shapes import commit_problem, git_url_problem, ref_problem, stage_problem
 
 RUN_DEPLOYMENT = "ecg-crnn-grid-run/ecg-crnn-grid-run"
-EPOCH = re.compile(r"train (\S+) \S+ seed (\d+): epoch (\d+)/(\d+)")
 
 
 # ---- the worker's side ----------------------------------------------------------------------------------
 
 
-def _git_env() -> dict:
-    """git that fetches only over https, ssh or from a file (never `ext::`, which runs a command) and never
-    waits for a password at a prompt nobody sees."""
-    return {**os.environ, "GIT_ALLOW_PROTOCOL": GIT_ALLOW_PROTOCOL, "GIT_TERMINAL_PROMPT": "0"}
-
-
-def check_run_parameters(git_url: str, ref: str, commit: str, stage: str, timeout_s) -> None:
+def check_run_parameters(git_url: str, ref: str, commit: str, stage: str, timeout_s, jobs_per_gpu=1) -> None:
     """A run's parameters come from whoever reaches the Prefect server: each in its exact shape before it
     becomes a git argument or a path (a git URL starting with '-' would be an option such as --upload-pack)."""
     problems = [
@@ -90,6 +86,11 @@ def check_run_parameters(git_url: str, ref: str, commit: str, stage: str, timeou
                 "timeout_s",
                 timeout_s,
                 None if isinstance(timeout_s, int) and timeout_s > 0 else "not a positive int",
+            ),
+            (
+                "jobs_per_gpu",
+                jobs_per_gpu,
+                None if isinstance(jobs_per_gpu, int) and 0 < jobs_per_gpu <= 64 else "not an int in 1..64",
             ),
         )
         if problem
@@ -106,7 +107,7 @@ def _checkout(git_url: str, ref: str, commit: str, where: Path) -> None:
     _run(["git", "check-ref-format", ref], REPO)
     where.mkdir(parents=True)
     _run(["git", "init", "-q"], where)
-    _run(["git", "-c", "protocol.ext.allow=never", "fetch", "-q", "--", git_url, ref], where, _git_env())
+    _run(["git", "-c", "protocol.ext.allow=never", "fetch", "-q", "--", git_url, ref], where, git_env())
     _run(["git", "checkout", "-q", "--detach", "FETCH_HEAD"], where)
     got = _run(["git", "rev-parse", "HEAD"], where).strip()
     if got != commit:
@@ -155,7 +156,7 @@ def _flow_run_state(flow_run_id) -> str:
 def _reproduce(stage: str, checkout: Path, env: dict, timeout_s: int, check_s: int, state, logger) -> bool:
     """`dvc repro --pull STAGE`, its lines logged (redacted) and its epochs drawn as progress; True if it resumed
     a checkpoint. Bounded by `timeout_s` and by the run's own state (Watchdog)."""
-    progress = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
+    bar = create_progress_artifact(progress=0.0, description=f"{stage}: epochs done")
     proc = subprocess.Popen(
         ["dvc", "repro", "--pull", stage],
         cwd=checkout,
@@ -175,9 +176,9 @@ def _reproduce(stage: str, checkout: Path, env: dict, timeout_s: int, check_s: i
             if not line:
                 continue
             logger.info(line)
-            resumed = resumed or "resuming after epoch" in line
-            if m := EPOCH.search(line):
-                update_progress_artifact(progress, progress=100.0 * int(m.group(3)) / int(m.group(4)))
+            resumed = resumed or progress.RESUMED in line
+            if at := progress.epoch(line):
+                update_progress_artifact(bar, progress=100.0 * at[0] / at[1])
     finally:
         dog.done.set()
         if proc.poll() is None and dog.reason is None:
@@ -187,7 +188,7 @@ def _reproduce(stage: str, checkout: Path, env: dict, timeout_s: int, check_s: i
         raise EcgCrnnError(f"dvc repro --pull {stage} was stopped: {dog.reason}")
     if code != 0:
         raise EcgCrnnError(f"dvc repro --pull {stage} failed ({code}):\n" + "\n".join(tail))
-    update_progress_artifact(progress, progress=100.0)
+    update_progress_artifact(bar, progress=100.0)
     return resumed
 
 
@@ -201,11 +202,12 @@ def grid_run_flow(
     resume_root: str | None = None,
     timeout_s: int = 86400,
     heartbeat_s: int = 30,
+    jobs_per_gpu: int = 1,
 ) -> dict:
     """Reproduce one model's stages in a fresh checkout and push its outputs and run-cache entry."""
     from prefect.runtime import flow_run
 
-    check_run_parameters(git_url, ref, commit, stage, timeout_s)
+    check_run_parameters(git_url, ref, commit, stage, timeout_s, jobs_per_gpu)
     logger = get_run_logger()
     root = Path(workdir).expanduser()
     checkout = root / "runs" / f"{stage.replace('@', '-')}-{str(flow_run.id)[:8]}"
@@ -214,18 +216,34 @@ def grid_run_flow(
     _run(["dvc", "config", "--local", "cache.dir", str(root / "cache")], checkout)
     _run(["dvc", "config", "--local", "cache.type", "reflink,hardlink,copy"], checkout)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ECG_CRNN_ATTEMPT": f"flow run {flow_run.id}"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout / "src"), env.get("PYTHONPATH")) if p)
     if resume_root:
         env["ECG_CRNN_RESUME_ROOT"] = resume_root  # checkpoints where a retry on another worker finds them
-    train_stage = "train@" + stage.split("@", 1)[1]
+    stages = model_stages(
+        stage, stage_names(checkout)
+    )  # train, evaluate and (if any) robustness of one model
     t0 = time.monotonic()
     run_id = flow_run.id
-    resumed = _reproduce(
-        stage, checkout, env, timeout_s, heartbeat_s, lambda: _flow_run_state(run_id), logger
-    )
-    # Outputs first, then the run-cache entry that names them: the coordinator never finds an entry whose
+    # The worker's --limit N runs share this machine as the local runner's jobs do: one slot each (one GPU and a
+    # share of its memory, or train.threads cores), claimed through lock files in the worker's workdir.
+    train = load_params(checkout / "params.yaml").train
+    gpus = slots.visible_gpus(train.device)
+    machine = slots.plan(jobs_per_gpu if gpus else None, train.threads, slots.cpu_cores(), gpus)
+    with slots.claim(machine, root / "slots") as slot:
+        logger.info(f"{stage}: slot {slot.name} ({', '.join(f'{k}={v}' for k, v in slot.env().items())})")
+        resumed = _reproduce(
+            stages[-1],
+            checkout,
+            {**env, **slot.env()},
+            timeout_s,
+            heartbeat_s,
+            lambda: _flow_run_state(run_id),
+            logger,
+        )
+    # Outputs first, then the run-cache entries that name them: the coordinator never finds an entry whose
     # outputs are not in the remote.
-    _run(["dvc", "push", train_stage, stage], checkout, timeout_s=timeout_s)
-    _run(["dvc", "push", "--run-cache", train_stage, stage], checkout, timeout_s=timeout_s)
+    _run(["dvc", "push", *stages], checkout, timeout_s=timeout_s)
+    _run(["dvc", "push", "--run-cache", *stages], checkout, timeout_s=timeout_s)
     shutil.rmtree(checkout, ignore_errors=True)
     seconds = time.monotonic() - t0
     print(f"{stage}: reproduced and pushed in {seconds:.0f} s{' (resumed a checkpoint)' if resumed else ''}")
@@ -233,94 +251,6 @@ def grid_run_flow(
 
 
 # ---- the coordinator ------------------------------------------------------------------------------------
-
-
-def _snapshot_tree(repo: Path, env: dict, needed: list[str], logger) -> str:
-    """The tree of the workspace's tracked files as they are (edits and deletions included) plus the files the
-    grid needs even if untracked (dvc.lock, dvc.yaml, the parameters); any other untracked file stays out."""
-    _run(["git", "read-tree", "HEAD"], repo, env)
-    _run(["git", "add", "-u"], repo, env)
-    root = repo.resolve()
-    inside = [(root / p).resolve() for p in needed]
-    present = sorted({str(p.relative_to(root)) for p in inside if p.is_relative_to(root) and p.is_file()})
-    if present:
-        _run(["git", "add", "--", *present], repo, env)
-    untracked = _run(["git", "ls-files", "--others", "--exclude-standard", "-z"], repo, env).split("\0")
-    untracked = [p for p in untracked if p]
-    if untracked:
-        logger.warning(
-            f"snapshot: {len(untracked)} untracked file(s) left out (commit what the grid needs; credentials and "
-            f".env files never belong in a snapshot): {', '.join(untracked[:10])}{' ...' if len(untracked) > 10 else ''}"
-        )
-    return _run(["git", "write-tree"], repo, env).strip()
-
-
-def remote_url(repo: Path, git_remote: str | None) -> str:
-    """The URL the workers fetch from (a flow-run parameter, which Prefect stores): never one that holds a
-    credential; the workers authenticate with their own credential helper or ~/.netrc."""
-    if not git_remote:
-        return repo.as_uri()
-    url = (
-        _run(["git", "remote", "get-url", git_remote], repo).strip()
-        if is_remote_name(git_remote)
-        else git_remote
-    )
-    if problem := git_url_problem(url):
-        raise EcgCrnnError(
-            f"grid.git_remote {git_remote!r}: its URL {redact(url)!r} has {problem}; the workers receive it as a "
-            "flow-run parameter, which Prefect stores. Set the remote's URL without credentials and give them "
-            "through a git credential helper or ~/.netrc on each machine"
-        )
-    return url
-
-
-def snapshot(repo: Path, git_remote: str | None, needed: list[str], logger) -> tuple[str, str, str]:
-    """(git URL, ref, commit) of the workspace (see _snapshot_tree), committed to a ref of its own through a
-    temporary index: HEAD, the branch and the index are left as they were. drop_snapshot removes the ref."""
-    url = remote_url(repo, git_remote)  # refused before anything is pushed
-    ref = f"refs/ecg-crnn/grid/{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    git_dir = Path(_run(["git", "rev-parse", "--absolute-git-dir"], repo).strip())
-    index = git_dir / f"ecg-crnn-grid-{uuid.uuid4().hex}.index"
-    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-    try:
-        tree = _snapshot_tree(repo, env, needed, logger)
-    finally:
-        index.unlink(missing_ok=True)
-    ident = {
-        "GIT_AUTHOR_NAME": "ecg-crnn grid",
-        "GIT_AUTHOR_EMAIL": "grid@ecg-crnn",
-        "GIT_COMMITTER_NAME": "ecg-crnn grid",
-        "GIT_COMMITTER_EMAIL": "grid@ecg-crnn",
-    }
-    commit = _run(
-        ["git", "commit-tree", tree, "-p", "HEAD", "-m", "ecg-crnn grid snapshot"],
-        repo,
-        {**os.environ, **ident},
-    ).strip()
-    _run(["git", "update-ref", ref, commit], repo)
-    if git_remote:
-        _run(["git", "push", "-q", "--", git_remote, f"{commit}:{ref}"], repo, _git_env())
-    return url, ref, commit
-
-
-def drop_snapshot(repo: Path, git_remote: str | None, ref: str, logger) -> None:
-    """Delete the snapshot's ref here and on the remote: the grid is done with it."""
-    commands = [["git", "update-ref", "-d", ref]]
-    if git_remote:
-        commands.append(["git", "push", "-q", "--", git_remote, f":{ref}"])
-    for cmd in commands:
-        try:
-            _run(cmd, repo, _git_env())
-        except EcgCrnnError as exc:
-            logger.warning(f"snapshot {ref} not removed everywhere: {exc}")
-
-
-def grid_stages(repo: Path) -> list[str]:
-    """The evaluate stages (each with its train stage) that are not up to date, in dvc.yaml's order."""
-    changed = json.loads(_run(["dvc", "status", "--json"], repo) or "{}")
-    names = _run(["dvc", "stage", "list", "--name-only"], repo).split()
-    pending = {n for n in changed}
-    return [n for n in names if n.startswith("evaluate@") and (n in pending or "train@" + n[9:] in pending)]
 
 
 def watch(submit, stages: list[str], cfg, logger) -> dict[str, int]:
@@ -391,21 +321,23 @@ def _on_the_pool(repo: Path, params_path: str, cfg, stages: list[str], workdir: 
     afterwards, however the grid ends. Returns each stage's number of attempts."""
     from prefect.deployments import run_deployment
 
-    needed = ["dvc.yaml", "dvc.lock", "params.yaml", params_path]
-    url, ref, commit = snapshot(repo, cfg.git_remote, needed, logger)
-    logger.info(f"snapshot {commit[:12]} at {ref}")
+    snap = snapshot(repo, cfg.git_remote, extra=(params_path,))
+    if warning := snap.left_out_warning():
+        logger.warning(warning)
+    logger.info(f"snapshot {snap.commit[:12]} at {snap.ref}")
     work = workdir or str(Path.home() / ".cache" / "ecg-crnn" / "grid")
 
     def submit(stage: str):
         params = {
-            "git_url": url,
-            "ref": ref,
-            "commit": commit,
+            "git_url": snap.url,
+            "ref": snap.ref,
+            "commit": snap.commit,
             "stage": stage,
             "workdir": work,
             "resume_root": cfg.resume_root,
             "timeout_s": cfg.command_timeout_s,
             "heartbeat_s": cfg.heartbeat_s,
+            "jobs_per_gpu": cfg.jobs_per_gpu,
         }
         return run_deployment(
             RUN_DEPLOYMENT, parameters=params, timeout=0, as_subflow=False, flow_run_name=stage
@@ -414,7 +346,8 @@ def _on_the_pool(repo: Path, params_path: str, cfg, stages: list[str], workdir: 
     try:
         return watch(submit, stages, cfg, logger)
     finally:
-        drop_snapshot(repo, cfg.git_remote, ref, logger)
+        for problem in drop(repo, snap.ref, cfg.git_remote):
+            logger.warning(problem)
 
 
 @flow(name="ecg-crnn-grid", log_prints=True)
@@ -431,7 +364,7 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
     # 1. The data the models need, reproduced here and pushed for the workers.
     _run(["dvc", "repro", "bootstrap"], repo_path, timeout_s=long)
     _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path, timeout_s=long)
-    stages = grid_stages(repo_path)
+    stages = list(pending_stages(repo_path))
     logger.info(f"{len(stages)} models to train and evaluate on work pool {cfg.work_pool!r}")
     attempts = _on_the_pool(repo_path, params_path, cfg, stages, workdir, logger) if stages else {}
     # 2. Everything the workers ran comes back through the run-cache; cost, drift and compare run here.

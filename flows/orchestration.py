@@ -7,65 +7,12 @@ Imported by the flow scripts as a sibling module (Prefect puts a flow's folder o
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ecg_crnn.errors import EcgCrnnError
-from ecg_crnn.redaction import redact
+from ecg_crnn.grid.shell import QUICK_S, run, stop_group  # noqa: F401 - the flows' one way to run a command
 
 REPO = Path(__file__).resolve().parents[1]
-# The bound of a bookkeeping command (git, `dvc status`, `dvc config`, `prefect work-pool create`): they touch
-# metadata of a few MB at most, so minutes means something is stuck (a prompt, a dead server). Commands that move
-# data or train (dvc repro, push, pull) get their own bound from params.yaml.
-QUICK_S = 600
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the command's whole process group (dvc's own children too), then SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run(
-    cmd: list[str], cwd: Path | str, env: dict | None = None, echo: bool = False, timeout_s: float = QUICK_S
-) -> str:
-    """A command's stdout; a failure names the command, its exit status and the end of its stderr, and a command
-    still running after `timeout_s` is stopped (with its children) and named. URLs in messages are redacted."""
-    shown = redact(" ".join(cmd))
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        stop_group(proc)
-        raise EcgCrnnError(
-            f"{shown} did not finish within {timeout_s:g} s in {cwd}; it was stopped"
-        ) from None
-    except BaseException:  # interrupted here: the command must not outlive us
-        stop_group(proc)
-        raise
-    if echo:
-        print(redact(f"$ {shown}\n{out[-3000:]}"))
-    if proc.returncode != 0:
-        raise EcgCrnnError(f"{shown} failed ({proc.returncode}) in {cwd}:\n{redact(err[-3000:])}")
-    return out
 
 
 def deploy_to_pool(flow, entrypoint: str, name: str, pool: str, source: str, job_variables=None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecg_crnn.data.synthetic import write_synthetic
+from ecg_crnn.shared_data import CACHE_ENV
 
 from .helpers.params import GRID, set_params
 from .helpers.params import write_params as _write_params
@@ -15,6 +16,20 @@ from .helpers.paths import SHARED_PTBXL, VENV_BIN
 from .helpers.processes import run, stop_group
 from .helpers.project import lock_hashes, make_project, prepare
 from .helpers.servers import PREFECT_ENV, S3_KEY, S3_SECRET, S3Server, free_port, wait_http
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory) -> Path:
+    """The machine-wide cache of standardized splits (shared_data.py), for this session only: the tests and the
+    commands they start never write into the user's own cache."""
+    root = tmp_path_factory.mktemp("data-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.grid.snapshot import drop, snapshot
 
 from .helpers.params import params
 from .helpers.paths import REPO
@@ -37,7 +38,7 @@ retrain = _flows("retrain")
 
 REF = "refs/ecg-crnn/grid/20260101T000000-abcdef"
 COMMIT = "0" * 40
-STAGE = "evaluate@cnn_bilstm1-2.5-0"
+STAGE = "evaluate@cnn_bilstm1-2.5-1.0-0-0"
 LOG = logging.getLogger("test")
 
 
@@ -64,12 +65,15 @@ def _git(*args, cwd):
         ("ref", "refs/ecg-crnn/grid/../../heads/main"),
         ("commit", "HEAD"),
         ("commit", "-c"),
-        ("stage", "evaluate@../../../etc-2.5-0"),
-        ("stage", "train@cnn-2.5-0"),
-        ("stage", "evaluate@cnn_lstm9-2.5-0"),  # no such architecture
-        ("stage", "evaluate@cnn-2.5-0; rm -rf ~"),
+        ("stage", "evaluate@../../../etc-2.5-1.0-0-0"),
+        ("stage", "train@cnn-2.5-1.0-0-0"),
+        ("stage", "evaluate@cnn-2.5-0"),  # the matrix has five axes
+        ("stage", "evaluate@cnn_lstm9-2.5-1.0-0-0"),  # no such architecture
+        ("stage", "evaluate@cnn-2.5-1.0-0-0; rm -rf ~"),
         ("stage", "--force"),
         ("timeout_s", -1),
+        ("jobs_per_gpu", 0),
+        ("jobs_per_gpu", "2; rm -rf ~"),
     ],
 )
 def test_a_bad_run_parameter_is_refused_by_name(name, value):
@@ -79,6 +83,7 @@ def test_a_bad_run_parameter_is_refused_by_name(name, value):
         "commit": COMMIT,
         "stage": STAGE,
         "timeout_s": 60,
+        "jobs_per_gpu": 2,
     }
     grid.check_run_parameters(**good)  # the good ones pass
     with pytest.raises(EcgCrnnError, match=f"refused parameters: {name} ") as info:
@@ -124,16 +129,18 @@ def test_the_snapshot_holds_tracked_files_and_what_the_grid_needs_and_is_deleted
     remote = tmp_path / "remote.git"
     _git("init", "-q", "--bare", str(remote), cwd=tmp_path)
     head, status = _git("rev-parse", "HEAD", cwd=workspace), _git("status", "--porcelain", cwd=workspace)
-    with caplog.at_level(logging.WARNING):
-        url, ref, commit = grid.snapshot(workspace, str(remote), ["dvc.yaml", "dvc.lock", "params.yaml"], LOG)
+    snap = snapshot(workspace, str(remote))
+    url, ref, commit = snap.url, snap.ref, snap.commit
     files = set(_git("ls-tree", "-r", "--name-only", commit, cwd=workspace).split())
     assert files == {".gitignore", "code.py", "dvc.yaml", "dvc.lock", "params.yaml"}
     assert _git("show", f"{commit}:code.py", cwd=workspace) == "v = 2\n"
-    assert ".env" in caplog.text and "notes.txt" in caplog.text and "hunter2" not in caplog.text
+    warning = snap.left_out_warning()
+    assert ".env" in warning and "notes.txt" in warning and "hunter2" not in warning
+    assert "big.bin" not in warning  # ignored files are not even named
     assert _git("rev-parse", "HEAD", cwd=workspace) == head  # HEAD, the branch and the index as they were
     assert _git("status", "--porcelain", cwd=workspace) == status
     assert url == str(remote) and _git("ls-remote", str(remote), cwd=tmp_path).split()[0] == commit
-    grid.drop_snapshot(workspace, str(remote), ref, LOG)
+    assert drop(workspace, ref, str(remote)) == []
     assert _git("ls-remote", str(remote), cwd=tmp_path) == ""
     assert _git("for-each-ref", "refs/ecg-crnn", cwd=workspace) == ""
 
@@ -141,7 +148,7 @@ def test_the_snapshot_holds_tracked_files_and_what_the_grid_needs_and_is_deleted
 def test_a_remote_whose_url_holds_a_token_is_refused_before_anything_is_pushed(workspace):
     _git("remote", "add", "origin", "https://ghp_hunter2@git.example/org/repo.git", cwd=workspace)
     with pytest.raises(EcgCrnnError, match="credential helper") as info:
-        grid.snapshot(workspace, "origin", ["dvc.lock"], LOG)
+        snapshot(workspace, "origin")
     assert "hunter2" not in str(info.value)
     assert _git("for-each-ref", "refs/ecg-crnn", cwd=workspace) == ""
 

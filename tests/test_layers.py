@@ -26,6 +26,7 @@ FLOORS = [
             "layout",
             "s3",
             "schedule",
+            "resources",
         },
     ),
     ("data", {"data"}),
@@ -33,10 +34,12 @@ FLOORS = [
         "model",
         {
             "metrics",
+            "shared_data",
             "dataset",
             "models",
             "artifact",
             "resume",
+            "train_step",
             "training",
             "evaluation",
             "cost",
@@ -45,7 +48,7 @@ FLOORS = [
     ),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),
     ("stages", {"stages"}),
-    ("entry", {"cli", "__main__"}),
+    ("entry", {"cli", "__main__", "grid"}),
 ]
 # Functions that are long for a reason (a table or a sequence that reads best whole).
 LONG = {

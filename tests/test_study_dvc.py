@@ -111,7 +111,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
 
     # A changed evaluation setting re-runs only evaluation and what follows, as an experiment beside the grid.
     out = run(["dvc", "exp", "run", "-n", "mean-agg", "-S", "evaluate.aggregate=mean"], project).stdout
-    assert "Running stage 'train@" not in out and "Running stage 'evaluate@cnn-2.5-0'" in out
+    assert "Running stage 'train@" not in out and "Running stage 'evaluate@cnn-2.5-1.0-0-0'" in out
     assert "Running stage 'compare'" in out
     assert any(line.startswith("mean-agg,") for line in _exp_show(project))
     # Back to the baseline's figures with `dvc exp apply`: a clean workspace, nothing stale left behind.

@@ -20,6 +20,7 @@ from ecg_crnn.metrics import headline, tune_thresholds
 from ecg_crnn.models import predict_proba
 from ecg_crnn.resume import claim
 from ecg_crnn.schedule import Schedule
+from ecg_crnn.shared_data import CACHE_ENV
 from ecg_crnn.training import fingerprint_of, random_crops, run_epoch, run_provenance, train
 
 from .helpers.params import SMALL
@@ -108,7 +109,10 @@ def test_early_stopping_starts_the_cooldown_after_the_warmup_and_ends_annealed(d
     learning rate has annealed to zero, with the best validation epoch's weights."""
     scores = iter([0.50, 0.40, 0.30, 0.70, 0.65, 0.64, 0.63, 0.62, 0.61, 0.60] + [0.5] * 20)
     monkeypatch.setattr(train_module, "macro_auroc", lambda y, p: next(scores))
-    cfg = TrainSettings(epochs=20, warmup=0.15, cooldown=0.1, patience=2, batch_size=64)
+    # train_score_records=0: the validation score is the only macro_auroc call per epoch
+    cfg = TrainSettings(
+        epochs=20, warmup=0.15, cooldown=0.1, patience=2, batch_size=64, train_score_records=0
+    )
     result = train("cnn", data, ModelSettings(channels=[8, 8], hidden=8), cfg, seed=0, progress=False)
     # warm-up: epochs 1-3 (their falling scores do not count); best at 4; 5 and 6 are bad -> cool-down starts
     # after epoch 6 and lasts 2 epochs (0.1 x 20): the run ends after epoch 8, far inside the 20-epoch budget.
@@ -123,7 +127,7 @@ def test_early_stopping_starts_the_cooldown_after_the_warmup_and_ends_annealed(d
 def test_without_patience_every_run_gets_the_whole_budget(data, monkeypatch):
     scores = iter([0.9] + [0.1] * 10)
     monkeypatch.setattr(train_module, "macro_auroc", lambda y, p: next(scores))
-    cfg = TrainSettings(epochs=6, patience=None, batch_size=64)
+    cfg = TrainSettings(epochs=6, patience=None, batch_size=64, train_score_records=0)
     result = train("cnn", data, ModelSettings(channels=[8, 8], hidden=8), cfg, seed=0, progress=False)
     assert len(result.history) == 6 and result.best_epoch == 1 and not result.stopped_early
 
@@ -284,9 +288,11 @@ def test_misspelled_architecture_fails_before_creating_anything(prepared, tmp_pa
     assert not (tmp_path / "resume").exists() and not (tmp_path / "out").exists()
 
 
-def test_loading_a_split_peaks_at_its_own_size(prepared):
+def test_loading_a_split_peaks_at_its_own_size(prepared, monkeypatch):
     """The training folds are read straight into one float32 array and standardized in place: at 500 Hz and
-    10 s the training split alone is ~4 GB, so a second copy would not fit where the first does."""
+    10 s the training split alone is ~4 GB, so a second copy would not fit where the first does. (In memory,
+    without the machine's shared mapped copy, which test_shared_data.py covers.)"""
+    monkeypatch.setenv(CACHE_ENV, "off")
     tracemalloc.start()
     try:
         d = load_study_data(prepared / "filtered", prepared / "segmented", 10.0, splits=("train",))

@@ -1,7 +1,7 @@
-"""ecg-crnn: the pipeline's stages, and synth, predict, export, power and publish.
+"""ecg-crnn: the pipeline's stages, and grid, synth, predict, export, power and publish.
 
-One subcommand per pipeline stage (each a call of its stages/ module's `run`), plus synth, predict, export, power
-and publish.
+One subcommand per pipeline stage (each a call of its stages/ module's `run`), plus grid (the study's models N at a
+time), synth, predict, export, power and publish.
 
 dvc.yaml runs these commands; tests and Prefect flows call the same stage functions directly. Stage modules are
 imported only by the subcommand that runs them, so a stage's run imports exactly what its dvc.yaml entry lists.
@@ -134,6 +134,16 @@ def _drift_predictions(args) -> None:
     p = load_params(args.params)
     key = layout.resolve_run(p, args.arch, args.window, args.seed, args.rotation, args.fraction)
     drift_predictions.run(p, key, drift_predictions.Paths(args.evaluation, args.out, args.summary))
+
+
+def _grid(args) -> None:
+    from .grid.runner import run_grid
+
+    result = run_grid(args.repo, args.jobs)
+    print(
+        f"grid: {len(result['stages'])} models trained side by side and restored here from DVC's run-cache, "
+        f"{len(result['trained_here'])} trained here; dvc status: {result['status']}"
+    )
 
 
 def _synth(args) -> None:
@@ -365,6 +375,22 @@ COMMANDS = [
                 "the prediction drift report, linked if present",
             ),
             _path("--robustness", layout.ROBUSTNESS, "the robustness stages' outputs, reported if present"),
+        ],
+    ),
+    (
+        "grid",
+        "train and evaluate the study's stale models N at a time, then restore them here from DVC's run-cache",
+        _grid,
+        [
+            (
+                ["--jobs"],
+                {
+                    "type": int,
+                    "help": "models at once (default and cap on CPU: cores / train.threads; with GPUs: per GPU, "
+                    "default 1)",
+                },
+            ),
+            _path("--repo", Path("."), "the project's workspace (its params.yaml, dvc.yaml and DVC cache)"),
         ],
     ),
     (

@@ -232,6 +232,8 @@ class TrainSettings(Section):
     seeds: list[NonNegative] = [0, 1, 2, 3, 4]
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
+    threads: Positive = 1
+    cuda_graph: bool = False
 
     @model_validator(mode="after")
     def _schedule_and_seeds(self):
@@ -362,6 +364,7 @@ class GridSettings(Section):
     retries: NonNegative = 2
     worker_timeout_s: Positive = 600
     command_timeout_s: Positive = 86400
+    jobs_per_gpu: Positive = 1
 
     @model_validator(mode="after")
     def _heartbeats(self):

@@ -5,6 +5,8 @@ training folds' statistics; batches are then cut from these arrays directly (ran
 fixed windows for evaluation) instead of going through a per-record Dataset and collate function.
 A split is read chunk by chunk straight into one float32 array and standardized in place, so loading it
 peaks at its own size (plus a chunk), not twice that: at 500 Hz and 10 s the training folds alone are ~4 GB.
+That array is written once per machine and memory-mapped by every job that needs it (shared_data.py), so many
+models training side by side share one copy; it holds the same values as one filled in memory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .data.windows import window_layout
 from .errors import EcgCrnnError
 from .hashing import sha256_arrays
 from .layout import rotation_dir
+from .shared_data import shared_or_in_memory
 
 
 @dataclass
@@ -82,12 +85,19 @@ def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 
 def load_standardized(
-    cache: SignalCache, rows: np.ndarray, mean: np.ndarray, std: np.ndarray, chunk: int | None = None
+    cache: SignalCache,
+    rows: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    chunk: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows of the cache in physical units, standardized, as one float32 array filled in place: each chunk's
-    digital samples minus their baseline are cast straight into the output, then divided by the gain and
-    standardized there, so the only temporary is one chunk of int16 samples."""
-    out = np.empty((len(rows), *cache.signals.shape[1:]), np.float32)
+    """Rows of the cache in physical units, standardized, as one float32 array filled in place (`out`, or a new
+    one): each chunk's digital samples minus their baseline are cast straight into the output, then divided by
+    the gain and standardized there, so the only temporary is one chunk of int16 samples. Every operation is
+    elementwise, so the values do not depend on the chunk size or on where `out` lives (memory or a mapped file)."""
+    if out is None:
+        out = np.empty((len(rows), *cache.signals.shape[1:]), np.float32)
     chunk = chunk or max(1, min(256, len(rows) // 16))
     for s in range(0, len(rows), chunk):
         r = rows[s : s + chunk]
@@ -97,6 +107,19 @@ def load_standardized(
         block -= mean[:, None]
         block /= std[:, None]
     return out
+
+
+def _shared_split(cache: SignalCache, filtered_dir: Path, rows, mean, std) -> np.ndarray:
+    """One split, standardized: the machine's shared read-only copy (see shared_data.py), or one in memory."""
+    parts = {
+        "signals": filtered_dir / "signals.npy",
+        "calibration": filtered_dir / "calibration.npz",
+        "rows": rows,
+        "mean": mean,
+        "std": std,
+    }
+    shape = (len(rows), *cache.signals.shape[1:])
+    return shared_or_in_memory(parts, shape, lambda out: load_standardized(cache, rows, mean, std, out=out))
 
 
 def load_study_data(
@@ -128,7 +151,7 @@ def load_study_data(
     for name in splits:
         rows = split.loc[split["split"] == name, "row"].to_numpy()
         loaded[name] = Split(
-            x=load_standardized(cache, rows, mean, std),
+            x=_shared_split(cache, filtered_dir, rows, mean, std),
             y=table.loc[rows, classes].to_numpy(np.float32),
             ecg_ids=table.loc[rows, "ecg_id"].to_numpy(),
             patient_ids=table.loc[rows, "patient_id"].to_numpy(),

@@ -30,6 +30,7 @@ from .metrics import (
     weighted_figures,
 )
 from .models import pick_device, predict_proba
+from .resources import bind
 
 
 @dataclass
@@ -47,6 +48,9 @@ def evaluate_model(
     checkpoint: dict, data: StudyData, weights: np.ndarray, cfg: EvaluateSettings, device: str = "auto"
 ) -> Evaluation:
     dev = pick_device(device)
+    # The thread count the model was trained with (train.threads): on CPU the scores depend on it, and so
+    # they are a function of the model file alone. Files from before the setting leave torch's count.
+    bind(checkpoint.get("train_settings", {}).get("threads"), dev)
     model = model_from_artifact(checkpoint).to(dev)
     val, test = data.splits["val"], data.splits["test"]
     val_p = predict_proba(model, val.x, data.eval_starts, data.window, cfg.aggregate, device=dev)

@@ -7,6 +7,8 @@ training, prediction and export all do: every evaluation window, then max (or me
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -120,6 +122,16 @@ def build_model(name: str, n_leads: int, n_classes: int, settings: ModelSettings
     )
 
 
+def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A tensor over `x` without a copy, also when `x` is a read-only memory map (the shared standardized splits,
+    see shared_data.py): torch warns that it cannot mark such a tensor read-only, and nothing here writes to it."""
+    if isinstance(x, torch.Tensor) or x.flags.writeable:
+        return torch.as_tensor(x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(x)
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -141,7 +153,7 @@ def predict_proba(
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    x = torch.as_tensor(x)
+    x = as_tensor(x)
     offsets = torch.tensor(starts)[:, None] + torch.arange(window)  # (S, window)
     out = []
     for b in range(0, x.shape[0], batch_records):

@@ -33,8 +33,12 @@ class Schedule:
         return self.peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def _apply(self) -> None:
+        lr = self.lr_at(self.steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.steps)
+            if hasattr(group["lr"], "fill_"):  # a capturable optimizer's tensor rate, read by a CUDA graph
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
 
     def step(self) -> None:
         self.steps += 1

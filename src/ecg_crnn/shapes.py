@@ -23,7 +23,9 @@ _SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/][^\s]*") 
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://[^\s]+")
 GRID_REF = re.compile(r"refs/ecg-crnn/grid/\d{8}T\d{6}-[0-9a-f]{6}")
 COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 and SHA-256 repositories
-EVALUATE_STAGE = re.compile(r"evaluate@([a-z][a-z0-9_]*)-(\d+(?:\.\d+)?)-(\d+)")
+# evaluate@ARCH-WINDOW-FRACTION-ROTATION-SEED, dvc.yaml's matrix (study.architectures x windows x train_fractions
+# x segment.rotations x train.seeds)
+EVALUATE_STAGE = re.compile(r"evaluate@([a-z][a-z0-9_]*)-(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)-(\d+)-(\d+)")
 POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -66,10 +68,11 @@ def commit_problem(commit: str) -> str | None:
 
 
 def stage_problem(stage: str, architectures=None) -> str | None:
-    """A grid stage is `evaluate@ARCH-WINDOW-SEED` exactly, ARCH one of `architectures` when given."""
+    """A grid stage is `evaluate@ARCH-WINDOW-FRACTION-ROTATION-SEED` exactly, ARCH one of `architectures` when
+    given."""
     m = EVALUATE_STAGE.fullmatch(str(stage))
     if m is None:
-        return "not a stage name of the form evaluate@ARCH-WINDOW-SEED"
+        return "not a stage name of the form evaluate@ARCH-WINDOW-FRACTION-ROTATION-SEED"
     if architectures is not None and m.group(1) not in architectures:
         return f"{m.group(1)!r} is not a known architecture"
     return None

@@ -41,10 +41,12 @@ from .artifact import load_torch  # noqa: E402
 from .config import ModelSettings, TrainSettings  # noqa: E402
 from .dataset import StudyData  # noqa: E402
 from .metrics import macro_auroc  # noqa: E402
-from .models import build_model, pick_device, predict_proba  # noqa: E402
+from .models import as_tensor, build_model, pick_device, predict_proba  # noqa: E402
 from .provenance import code_fingerprint  # noqa: E402
+from .resources import bind  # noqa: E402
 from .resume import ResumeSlot  # noqa: E402
 from .schedule import Schedule, schedule_epochs  # noqa: E402
+from .train_step import GraphedStep, capturable_adamw, lr_to_device, train_step  # noqa: E402
 
 EpochCallback = Callable[[dict], None]
 
@@ -113,6 +115,7 @@ def run_epoch(
     max_steps: int | None = None,
     records: int | None = None,
     noise_snr_db: list[float] | None = None,
+    step: GraphedStep | None = None,
 ) -> float:
     """One pass over the training records in random order, one random crop each; returns the mean loss. With
     `records` above the number of training records (a share of the training data), the pass goes on through fresh
@@ -120,7 +123,8 @@ def run_epoch(
 
     Batches are sliced from tensors already in memory (on the training device): no per-record Dataset,
     no collation, no host-to-device copy per batch, and no host synchronization per step (the loss is
-    summed on the device and read once per epoch).
+    summed on the device and read once per epoch). `step` (train_step.GraphedStep) replaces the eager step
+    with the CUDA-graph one; the batches and their crops are drawn the same way either way.
     """
     model.train()
     device = x.device
@@ -133,17 +137,13 @@ def run_epoch(
     seen = 0
     for b in range(steps):
         idx = perm[b * batch_size : (b + 1) * batch_size]
-        xb = random_crops(x, idx, window, gen)
+        xb, yb = random_crops(x, idx, window, gen), y[idx.to(device)]
         if noise_snr_db:
             xb = add_noise(xb, noise_snr_db, gen)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(xb)
-        loss = loss_fn(logits.float(), y[idx.to(device)])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        if step is None:
+            loss = train_step(model, optimizer, loss_fn, xb, yb, grad_clip, autocast)
+        else:
+            loss = step(xb, yb)
         if scheduler is not None:
             scheduler.step()
         total += loss.detach() * len(idx)
@@ -188,11 +188,14 @@ class _Trainer:
     ):
         self.arch, self.data, self.cfg, self.seed = arch, data, cfg, seed
         self.device = pick_device(cfg.device)
+        bind(cfg.threads, self.device)  # train.threads, and this job's share of its GPU's memory
         self.autocast = self.device.type == "cuda" and cfg.bf16
+        self.graphed = self.device.type == "cuda" and cfg.cuda_graph
         make_deterministic()
         seed_everything(seed)
         self.model = build_model(arch, data.n_leads, len(data.classes), model_cfg).to(self.device)
-        self.x = torch.from_numpy(data.splits["train"].x).to(self.device)
+        # On CPU the training split stays the machine's shared read-only mapping (crops are gathered copies).
+        self.x = as_tensor(data.splits["train"].x).to(self.device)
         self.y = torch.from_numpy(data.splits["train"].y).to(self.device)
         pos_weight = None
         if cfg.class_weighted:
@@ -201,7 +204,16 @@ class _Trainer:
         self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         self.records = max(data.full_train, len(self.x))  # a share of the data trains as long as the whole
         self.steps_per_epoch = -(-self.records // cfg.batch_size)  # run_epoch's batches
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = capturable_adamw(
+            self.model.parameters(), cfg.lr, cfg.weight_decay, self.device, self.graphed
+        )
+        self.step = (
+            GraphedStep(
+                self.model, self.optimizer, self.loss_fn, cfg.batch_size, cfg.grad_clip, self.autocast
+            )
+            if self.graphed
+            else None
+        )
         self.warmup_epochs, self.cooldown_epochs = schedule_epochs(cfg)
         self.scheduler = Schedule(
             self.optimizer, cfg.lr, self.steps_per_epoch, cfg.epochs, self.warmup_epochs, self.cooldown_epochs
@@ -235,6 +247,7 @@ class _Trainer:
             return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
+        lr_to_device(self.optimizer, self.device)
         self.scheduler.load_state_dict(state["scheduler"])
         self.gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -291,6 +304,7 @@ class _Trainer:
             self.autocast,
             records=self.records,
             noise_snr_db=cfg.augment_snr_db,
+            step=self.step,
         )
         val_p = predict_proba(
             self.model, val.x, data.eval_starts, data.window, device=self.device, autocast=self.autocast

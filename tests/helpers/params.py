@@ -18,10 +18,12 @@ SMALL = {
 }
 
 # The small grid of the study tests: 2 architectures x 2 windows x 2 seeds, tiny models, 3 epochs (long
-# enough for the pool test to kill a worker between a run's first checkpoint and its end).
+# enough for the pool test to kill a worker between a run's first checkpoint and its end), one thread per
+# training job (so that the local runner runs two at once on 2 cores, with the serial run's bytes).
 GRID = {
     **SMALL,
     "train.epochs": 3,
+    "train.threads": 1,
     "study.architectures": ["cnn", "cnn_bilstm1"],
     "study.reference": "cnn_bilstm1",
     "study.windows": [2.5, 10],
