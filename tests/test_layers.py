@@ -11,7 +11,21 @@ SRC = REPO / "src" / "ecg_crnn"
 # (analysis, report, search, prediction, drift, publishing); the stages; the entry points. README's "Layout" names
 # the same floors.
 FLOORS = [
-    ("base", {"errors", "atomic", "hashing", "redaction", "registry", "config", "layout", "s3", "schedule"}),
+    (
+        "base",
+        {
+            "errors",
+            "atomic",
+            "hashing",
+            "redaction",
+            "registry",
+            "config",
+            "recipe",
+            "layout",
+            "s3",
+            "schedule",
+        },
+    ),
     ("data", {"data"}),
     ("model", {"metrics", "dataset", "models", "artifact", "training", "evaluation", "cost", "robustness"}),
     ("results", {"analysis", "report", "search", "inference", "drift", "publish"}),

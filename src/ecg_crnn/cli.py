@@ -41,9 +41,13 @@ def _segment(args) -> None:
 
 
 def _train(args) -> None:
+    from .recipe import recipe_beside
     from .stages import train
 
-    paths = train.Paths(args.filtered, args.segmented, args.out, args.resume_dir)
+    # Named: it must exist. Not named: recipe.yaml beside the params file when there is one, else the default.
+    recipe = args.recipe or recipe_beside(args.params)
+    recipe = recipe if args.recipe or recipe.is_file() else None
+    paths = train.Paths(args.filtered, args.segmented, args.out, args.resume_dir, recipe)
     train.run(load_params(args.params), _key(args), paths, progress=not args.quiet)
 
 
@@ -244,6 +248,12 @@ COMMANDS = [
                 "--resume-dir",
                 None,
                 "checkpoint of an unfinished run (default: .resume/OUT, or under $ECG_CRNN_RESUME_ROOT)",
+            ),
+            _path(
+                "--recipe",
+                None,
+                "per-architecture recipe (default: recipe.yaml beside --params if it exists; else params.yaml's "
+                "train.lr, models.dropout, train.weight_decay for every architecture)",
             ),
         ],
     ),

@@ -3,7 +3,9 @@
 Writes model.pt (the best validation epoch's weights with everything inference needs; see artifact.py),
 history.csv (the curves: one row per epoch) and timing.json (seconds per epoch: the one output that is not
 reproducible byte for byte). An interrupted run resumes from its checkpoint, which lives outside DVC's outputs
-(.resume/OUT, or under $ECG_CRNN_RESUME_ROOT) so that the stage keeps DVC's run-cache.
+(.resume/OUT, or under $ECG_CRNN_RESUME_ROOT) so that the stage keeps DVC's run-cache. The run trains with its
+(architecture, window)'s recipe (recipe.py): its entry of recipe.yaml, or params.yaml's shared default; the model
+file records which, and the resume fingerprint covers it (a checkpoint of another recipe is never resumed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..atomic import write_json, write_text
 from ..config import Params
 from ..dataset import load_study_data
 from ..layout import FILTERED, MODEL_FILE, SEGMENTED, RunKey, model_dir, window_name
+from ..recipe import Recipe, load_recipes, recipe_for
 from ..registry import get_architecture
 from ..training import train
 
@@ -43,6 +46,13 @@ class Paths:
     segmented: Path = SEGMENTED
     out: Path | None = None  # default: models/WINDOWs/ARCH/seedSEED
     resume: Path | None = None  # default: default_resume_dir(out)
+    recipe: Path | None = None  # recipe.yaml; None: params.yaml's shared default for every architecture
+
+
+def run_recipe(params: Params, key: RunKey, recipe_file: Path | None) -> Recipe:
+    """This run's recipe: its (architecture, window) entry of recipe.yaml, else params.yaml's default."""
+    recipes = load_recipes(recipe_file) if recipe_file is not None else None
+    return recipe_for(recipes, params, key.arch, key.window)
 
 
 def history_csv(history: list[dict]) -> str:
@@ -62,19 +72,21 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
         )
     out_dir = Path(paths.out or model_dir(key))
     resume_dir = Path(paths.resume or default_resume_dir(out_dir))
+    recipe = run_recipe(params, key, paths.recipe)
+    model_cfg, train_cfg = recipe.settings(params)
     data = load_study_data(paths.filtered, paths.segmented, key.window, splits=("train", "val"))
     resume_dir.mkdir(parents=True, exist_ok=True)
     result = train(
         key.arch,
         data,
-        params.models,
-        params.train,
+        model_cfg,
+        train_cfg,
         key.seed,
         checkpoint=resume_dir / "checkpoint.pt",
         on_epoch=on_epoch,
         progress=progress,
     )
-    save_torch(out_dir / MODEL_FILE, model_payload(key.arch, key.window, data, params, result))
+    save_torch(out_dir / MODEL_FILE, model_payload(key.arch, key.window, data, params, result, recipe))
     write_text(out_dir / "history.csv", history_csv(result.history))
     write_json(
         out_dir / "timing.json",
@@ -88,7 +100,8 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
     print(
         f"train {key.arch} {window_name(key.window)} seed {key.seed}: best validation macro-AUROC "
         f"{result.best_val_macro_auroc:.4f} at epoch {result.best_epoch} of {len(result.history)}, "
-        f"{result.train_seconds:.0f} s -> {out_dir}",
+        f"{result.train_seconds:.0f} s ({'tuned' if recipe.tuned else 'default'} recipe: lr {recipe.lr:.3g}, "
+        f"dropout {recipe.dropout:.3g}, weight decay {recipe.weight_decay:.3g}) -> {out_dir}",
         file=sys.stderr,
     )
     return {
@@ -99,4 +112,5 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": result.train_seconds,
+        "recipe": recipe.as_dict(),
     }
