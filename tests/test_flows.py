@@ -432,6 +432,7 @@ def test_multi_objective_search_publishes_its_front_and_the_smallest_model_withi
     out = project / "search" / "mo"
     front = pd.read_csv(out / "pareto.csv")
     assert set(front["trial"]) == {t.number for t, d in zip(done, dominated, strict=True) if not d}
+    assert set(front["trial"]) == {t.number for t in study.best_trials}  # the front optuna-dashboard draws
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Promoted: the fewest parameters among trials within study.margins.macro_auroc of the best.
     margin = params.study.margins.macro_auroc

@@ -34,9 +34,11 @@ def plot_pareto(table: pd.DataFrame, cost: str, margin: float, promoted: int, ti
             zorder=3,
         )
     front = table[table["on_front"]].sort_values(cost)
-    ax.step(
-        front[cost], front["val_macro_auroc"], where="post", color="k", lw=1, label="Pareto front", zorder=2
-    )
+    # The staircase runs on to the costliest trial: whatever costs more than a front point and scores lower is
+    # dominated by it.
+    xs = [*front[cost], table[cost].max()]
+    ys = [*front["val_macro_auroc"], front["val_macro_auroc"].iloc[-1]]
+    ax.step(xs, ys, where="post", color="k", lw=1, label="Pareto front", zorder=2)
     best = table["val_macro_auroc"].max()
     ax.axhspan(best - margin, best, color="#999999", alpha=0.2, label=f"within {margin:g} of the best")
     chosen = table[table["trial"] == promoted]
