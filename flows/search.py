@@ -1,14 +1,16 @@
-"""Prefect flows for the Optuna search over recurrent type, direction and depth.
+"""Prefect flows for the Optuna search over recurrent type, direction and depth, and for tuning the recipe.
 
   ecg-crnn-search   creates the study, runs its trials (in-process, or as `ecg-crnn-trials` flow runs that
                     workers of a work pool pick up), then publishes the results as artifacts and files and,
-                    with promote=True, trains the best configuration through DVC (`dvc exp run --temp`).
-  ecg-crnn-trials   one worker's share: trials until the shared study has search.trials of them.
+                    with promote=True, trains the chosen configuration through DVC (`dvc exp run --temp`).
+                    With tune=True: one study per (architecture, window) of the grid, all with the same budget
+                    (search.tune), and the chosen recipes written into recipe.yaml.
+  ecg-crnn-trials   one worker's share: trials until the shared study (or every tuning study) is complete.
 
-Run embedded (no server, journal storage):   python flows/search.py
+Run embedded (no server, journal storage):   python flows/search.py [--tune]
 Deploy the trial runner to a pool:            python flows/search.py --deploy
 Then, with workers started (`prefect worker start --pool ecg-crnn --limit 1` on each GPU machine):
-                                              python flows/search.py --mode pool
+                                              python flows/search.py --mode pool [--tune]
 The flows only schedule; the search itself is ecg_crnn.search.
 """
 
@@ -20,52 +22,76 @@ import time
 from pathlib import Path
 
 import optuna
-import pandas as pd
 from orchestration import REPO, crash_if_silent, deploy_to_pool, no_worker_message, state_of
 from orchestration import run as _run
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
+from search_publish import publish_best, publish_pareto, publish_recipe
 
-from ecg_crnn.config import load_params
+from ecg_crnn.config import Params, load_params
 from ecg_crnn.errors import EcgCrnnError
+from ecg_crnn.recipe import recipe_beside
 from ecg_crnn.redaction import redact
+from ecg_crnn.search import tuning
 from ecg_crnn.search.objective import counted_trials, run_trials
+from ecg_crnn.search.recipe_writer import write_recipe
 from ecg_crnn.search.results import save_results, trials_table
-from ecg_crnn.search.space import describe, promotion_overrides
+from ecg_crnn.search.space import ArchitectureSpace, describe, promotion_overrides
+from ecg_crnn.search.storage import make_storage
 from ecg_crnn.search.study import create_study, load_study
 
 TRIALS_DEPLOYMENT = "ecg-crnn-trials/ecg-crnn-trials"
 
 
+def _where(cfg, search_dir: str) -> str:
+    return redact(cfg.storage) if cfg.storage else search_dir + "/journal.log"
+
+
 @task(retries=2, retry_delay_seconds=5)
-def prepare_study(params_path: str, search_dir: str) -> str:
-    """Create the study once, before any trial runs (workers racing to create the schema would fail)."""
-    cfg = load_params(params_path).search
-    study = create_study(cfg, Path(search_dir))
+def prepare_study(params_path: str, search_dir: str, tune: bool = False) -> str:
+    """Create the study (or every tuning study) once, before any trial runs (workers racing to create the schema
+    would fail)."""
+    params = load_params(params_path)
+    cfg = params.search
+    if tune:
+        names = tuning.create_tuning_studies(params, Path(search_dir))
+        done, target = tuning.tuning_progress(params, Path(search_dir))
+        print(f"{len(names)} tuning studies in {_where(cfg, search_dir)}: {done} of {target} trials done")
+        return f"{cfg.study_name}-tune"
+    warmup = ArchitectureSpace(params).warmup_epochs()
+    study = create_study(cfg, Path(search_dir), warmup_epochs=warmup)
     print(
-        f"study {study.study_name!r} in {redact(cfg.storage) if cfg.storage else search_dir + '/journal.log'}: "
-        f"{counted_trials(study)} of {cfg.trials} trials done"
+        f"study {study.study_name!r} in {_where(cfg, search_dir)}: {counted_trials(study)} of {cfg.trials} trials done"
     )
     return study.study_name
 
 
+def _progress_of(params: Params, search_dir: str, tune: bool):
+    """A function giving (trials done, trials wanted) of the study, or over every tuning study; it opens the
+    storage once (a journal is read from its start when opened)."""
+    storage = make_storage(params.search, Path(search_dir))
+    if tune:
+        return lambda: tuning.tuning_progress(params, Path(search_dir), storage)
+    name = params.search.study_name
+    return lambda: (counted_trials(optuna.load_study(study_name=name, storage=storage)), params.search.trials)
+
+
 class TrialProgress:
     """Shows a worker's trials as they run: one Prefect log line per epoch, one per finished trial, and a
-    progress artifact (share of the study's trials done) that the UI draws as a bar."""
+    progress artifact (share of the trials done) that the UI draws as a bar."""
 
-    def __init__(self, target: int, epochs: int, study_name: str):
-        self.target, self.epochs, self.study_name = target, epochs, study_name
+    def __init__(self, done_and_target, epochs: int, title: str):
+        self.done_and_target, self.epochs, self.title = done_and_target, epochs, title
         self.artifact = None
 
-    def _update(self, study: optuna.Study, fraction_of_current: float) -> None:
+    def _update(self, fraction_of_current: float) -> None:
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-        done = min(self.target, counted_trials(study) + fraction_of_current)
-        percent = 100.0 * done / self.target
+        done, target = self.done_and_target()
+        percent = 100.0 * min(target, done + fraction_of_current) / target
         if self.artifact is None:
             self.artifact = create_progress_artifact(
-                progress=percent,
-                description=f"Search {self.study_name}: share of its {self.target} trials done",
+                progress=percent, description=f"{self.title}: share of its {target} trials done"
             )
         else:
             update_progress_artifact(self.artifact, progress=percent)
@@ -75,15 +101,24 @@ class TrialProgress:
             f"trial {trial.number} {describe(point)}: epoch {record['epoch']}/{self.epochs} "
             f"val macro-AUROC {record['val_macro_auroc']:.4f} ({record['seconds']:.1f} s)"
         )
-        self._update(trial.study, record["epoch"] / self.epochs)
+        self._update(record["epoch"] / self.epochs)
 
     def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        value = "" if trial.value is None else f": val macro-AUROC {trial.value:.4f}"
-        get_run_logger().info(
-            f"trial {trial.number} {trial.user_attrs.get('arch', '')} {trial.state.name.lower()}{value} "
-            f"({counted_trials(study)}/{self.target} trials done)"
+        values = (
+            ""
+            if not trial.values
+            else ": "
+            + ", ".join(
+                f"{n} {v:.4g}"
+                for n, v in zip(study.metric_names or ["val_macro_auroc"], trial.values, strict=False)
+            )
         )
-        self._update(study, 0.0)
+        done, target = self.done_and_target()
+        get_run_logger().info(
+            f"{study.study_name} trial {trial.number} {trial.user_attrs.get('arch', '')} {trial.state.name.lower()}"
+            f"{values} ({done}/{target} trials done)"
+        )
+        self._update(0.0)
 
 
 @flow(name="ecg-crnn-trials", log_prints=True)
@@ -92,27 +127,38 @@ def trials_flow(
     filtered: str = "data/filtered",
     segmented: str = "data/segmented",
     search_dir: str = "search",
+    tune: bool = False,
+    seeded: bool = False,
 ) -> int:
+    """`seeded`: sample from search.seed (the in-process run); a pool's workers sample unseeded, or two of them
+    would propose the same points at the same time."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged once, below, not twice
     params = load_params(params_path)
-    study = load_study(params.search, Path(search_dir))  # created beforehand by the flow, never here
-    progress = TrialProgress(params.search.trials, params.search.epochs, params.search.study_name)
-    ran = run_trials(
-        study, Path(filtered), Path(segmented), params, report=progress.epoch, on_trial=progress.trial
-    )
+    seed = params.search.seed if seeded else None
+    epochs = tuning.tune_train_settings(params).epochs if tune else params.search.epochs
+    title = f"{'Tuning' if tune else 'Search'} {params.search.study_name}"
+    progress = TrialProgress(_progress_of(params, search_dir, tune), epochs, title)
+    hooks = {"report": progress.epoch, "on_trial": progress.trial}
+    if tune:
+        ran = tuning.run_tuning(params, Path(filtered), Path(segmented), Path(search_dir), seed, **hooks)
+    else:  # the study was created beforehand by the flow, never here
+        warmup = ArchitectureSpace(params).warmup_epochs()
+        study = load_study(params.search, Path(search_dir), warmup_epochs=warmup, sampler_seed=seed)
+        ran = run_trials(study, Path(filtered), Path(segmented), params, **hooks)
     print(f"this worker ran {ran} trials")
     return ran
 
 
-def _wait_for_pool(run_ids, params, search_dir: str, logger) -> None:
+def _wait_for_pool(run_ids, params, done_and_target, logger) -> None:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        wait_for_trials(client, run_ids, params, search_dir, logger)
+        wait_for_trials(client, run_ids, params, done_and_target, logger)
 
 
-def wait_for_trials(client, run_ids, params, search_dir: str, logger) -> None:
-    """Wait until the study reaches its trial count. A run that no worker picks up within
+def wait_for_trials(client, run_ids, params, done_and_target, logger) -> None:
+    """Wait until the study (or every tuning study: `done_and_target` gives the trials done and wanted)
+    reaches its trial count. A run that no worker picks up within
     search.worker_timeout_s is a clear error, not a hang; a run whose heartbeats stopped for search.stale_after_s
     (its worker died) is crashed, so that it neither blocks completion nor keeps the wait going for ever."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -127,13 +173,13 @@ def wait_for_trials(client, run_ids, params, search_dir: str, logger) -> None:
             else state_of(r)
             for r in runs
         ]
-        done = counted_trials(load_study(cfg, Path(search_dir)))
-        if done >= cfg.trials:
+        done, target = done_and_target()
+        if done >= target:
             return
         if all(s in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for s in states):
             raise EcgCrnnError(
                 f"search: every trial run ended ({', '.join(states)}) with {done} of "
-                f"{cfg.trials} trials done; see the runs' logs"
+                f"{target} trials done; see the runs' logs"
             )
         waiting = all(s in ("SCHEDULED", "PENDING") for s in states)
         if waiting and time.monotonic() - started > cfg.worker_timeout_s:
@@ -145,7 +191,7 @@ def wait_for_trials(client, run_ids, params, search_dir: str, logger) -> None:
             raise EcgCrnnError(
                 f"search: {waited}. The runs were cancelled; the study and its {done} trials are kept."
             )
-        logger.info(f"{done}/{cfg.trials} trials; runs: {', '.join(states)}")
+        logger.info(f"{done}/{target} trials; runs: {', '.join(states)}")
         time.sleep(2)
 
 
@@ -155,59 +201,68 @@ def _cancelled():
     return Cancelled(message="no worker picked up the run")
 
 
-def _png_markdown(path: Path, alt: str) -> str:
-    """An image the Prefect UI shows inline (a file:// link would not open in a browser elsewhere)."""
-    import base64
-
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+def _command(study_name: str, overrides: list[str]) -> str:
+    return " ".join(["dvc exp run --temp -n", f"search-{study_name}"] + [f"-S '{o}'" for o in overrides])
 
 
 @task
 def publish_results(params_path: str, search_dir: str) -> dict:
-    """Files in search/STUDY/, and artifacts the Prefect UI renders: the trials table, the best configuration,
-    and the depth-by-type table with its plot inline."""
-    cfg = load_params(params_path).search
+    """Files in search/STUDY/, and artifacts the Prefect UI renders: the trials table, and the best configuration
+    (single objective) or the Pareto front with the point to promote (multi-objective), each with its plot."""
+    params = load_params(params_path)
+    cfg = params.search
     study = load_study(cfg, Path(search_dir))
     out = Path(search_dir) / cfg.study_name
-    point = save_results(study, out)
+    point = save_results(study, out, params)
     rows = trials_table(study)
     create_table_artifact(key="search-trials", table=rows, description=f"Trials of study {cfg.study_name}")
-    command = " ".join(
-        ["dvc exp run --temp -n", f"search-{cfg.study_name}"]
-        + [f"-S '{o}'" for o in promotion_overrides(point)]
-    )
-    depth = pd.read_csv(out / "depth.csv")
-    create_markdown_artifact(
-        key="search-best",
-        description="Best configuration (by validation macro-AUROC)",
-        markdown=(
-            f"# Search {cfg.study_name}: best configuration\n\n"
-            f"| | |\n|---|---|\n| architecture | **{point['arch']}** |\n| window | {point['window_s']:g} s |\n"
-            f"| hidden | {point['hidden'] or '(no recurrent layer)'} |\n| dropout | {point['dropout']:.3f} |\n"
-            f"| learning rate | {point['lr']:.2e} |\n"
-            f"| validation macro-AUROC | {point['value']:.4f} (trial {point['trial']}) |\n\n"
-            f"{len(rows)} trials. Train and version it through DVC (the workspace is left as it is):\n\n"
-            f"```\n{command}\n```\n\n"
-            "## Best validation macro-AUROC by recurrent type and depth\n\n"
-            f"{depth.to_markdown(index=False) if len(depth) else '(no completed trial)'}\n\n"
-            f"{_png_markdown(out / 'depth.png', 'validation macro-AUROC against depth per type')}\n"
-        ),
-    )
+    command = _command(cfg.study_name, promotion_overrides(point, params.train.weight_decay))
+    publish = publish_pareto if cfg.multi_objective else publish_best
+    publish(cfg.study_name, point, len(rows), out, command)
     return point
 
 
 @task
-def promote(point: dict, study_name: str, repo: str, timeout_s: int) -> str:
-    """Train and version the best configuration through the DVC pipeline, as an experiment beside the grid.
+def publish_tuning(params_path: str, search_dir: str, recipe_path: str) -> list[dict]:
+    """The chosen recipe of every (architecture, window) written into recipe.yaml (atomically, its comments and
+    order kept), recipe.csv in search/STUDY-tune/, and artifacts: the recipe table and a summary."""
+    params = load_params(params_path)
+    entries = tuning.tuned_entries(params, Path(search_dir))
+    write_recipe(Path(recipe_path), entries)
+    name = f"{params.search.study_name}-tune"
+    rows = publish_recipe(name, entries, Path(recipe_path), Path(search_dir) / name)
+    print(
+        f"tuned recipe of {len(rows)} (architecture, window) written into {recipe_path}; `dvc repro` trains with it"
+    )
+    return rows
+
+
+@task
+def promote(point: dict, study_name: str, repo: str, weight_decay: float, timeout_s: int) -> str:
+    """Train and version the chosen configuration through the DVC pipeline, as an experiment beside the grid.
     `--temp` runs it in a temporary copy: the workspace (and what the next scheduled retraining reproduces)
     stays on the study; `dvc exp show` lists the experiment, `dvc exp apply` brings it in if wanted."""
     name = f"search-{study_name}"
     cmd = ["dvc", "exp", "run", "--temp", "-n", name] + [
-        a for o in promotion_overrides(point) for a in ("-S", o)
+        a for o in promotion_overrides(point, weight_decay) for a in ("-S", o)
     ]
     _run(cmd, repo, timeout_s=timeout_s)
     print(f"promoted as experiment {name!r} (workspace unchanged): dvc exp show; dvc exp apply {name}")
     return name
+
+
+def _run_on_pool(params: Params, paths: dict, tune: bool, logger) -> None:
+    """search.workers trial-runner flow runs on the work pool, then wait for the trials."""
+    from prefect.deployments import run_deployment
+
+    parameters = {k: str(Path(v).resolve()) for k, v in paths.items()}
+    run_ids = [
+        run_deployment(
+            TRIALS_DEPLOYMENT, timeout=0, as_subflow=False, parameters={**parameters, "tune": tune}
+        ).id
+        for _ in range(params.search.workers)
+    ]
+    _wait_for_pool(run_ids, params, _progress_of(params, paths["search_dir"], tune), logger)
 
 
 @flow(name="ecg-crnn-search", log_prints=True)
@@ -219,36 +274,35 @@ def search_flow(
     search_dir: str = "search",
     promote_best: bool = False,
     repo: str = ".",
+    tune: bool = False,
+    recipe_path: str | None = None,
 ) -> dict:
     logger = get_run_logger()
     params = load_params(params_path)
     mode = mode or params.search.mode
-    study_name = prepare_study(params_path, search_dir)
+    if tune and promote_best:
+        raise EcgCrnnError("search: --tune writes recipe.yaml for the grid; --promote is for the search")
+    study_name = prepare_study(params_path, search_dir, tune)
+    paths = {
+        "params_path": params_path,
+        "filtered": filtered,
+        "segmented": segmented,
+        "search_dir": search_dir,
+    }
     if mode == "local":
-        trials_flow(params_path, filtered, segmented, search_dir)
+        trials_flow(params_path, filtered, segmented, search_dir, tune, seeded=True)
     elif mode == "pool":
-        from prefect.deployments import run_deployment
-
-        run_ids = []
-        for _ in range(params.search.workers):
-            run = run_deployment(
-                TRIALS_DEPLOYMENT,
-                timeout=0,
-                as_subflow=False,
-                parameters={
-                    "params_path": str(Path(params_path).resolve()),
-                    "filtered": str(Path(filtered).resolve()),
-                    "segmented": str(Path(segmented).resolve()),
-                    "search_dir": str(Path(search_dir).resolve()),
-                },
-            )
-            run_ids.append(run.id)
-        _wait_for_pool(run_ids, params, search_dir, logger)
+        _run_on_pool(params, paths, tune, logger)
     else:
         raise EcgCrnnError(f"search: mode {mode!r} is not local or pool")
+    if tune:
+        rows = publish_tuning(params_path, search_dir, str(recipe_path or recipe_beside(params_path)))
+        return {"tuned": rows}
     point = publish_results(params_path, search_dir)
     if promote_best:
-        point["experiment"] = promote(point, study_name, repo, params.search.promote_timeout_s)
+        point["experiment"] = promote(
+            point, study_name, repo, params.train.weight_decay, params.search.promote_timeout_s
+        )
     return point
 
 
@@ -266,7 +320,7 @@ def deploy(params_path: str) -> None:
     )
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Optuna search over recurrent type and depth, on Prefect")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--mode", choices=["local", "pool"])
@@ -276,23 +330,52 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--promote",
         action="store_true",
-        help="train the best configuration as a DVC experiment (`dvc exp run --temp`; the workspace is untouched)",
+        help="train the chosen configuration as a DVC experiment (`dvc exp run --temp`; the workspace is untouched)",
+    )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="tune the recipe (lr, dropout) of every architecture x window of the grid, one study each with the "
+        "same budget (search.tune), and write it into recipe.yaml",
+    )
+    parser.add_argument(
+        "--recipe", help="the recipe file --tune writes (default: recipe.yaml beside --params)"
     )
     parser.add_argument("--search-dir", default="search")
     parser.add_argument("--filtered", default="data/filtered")
     parser.add_argument("--segmented", default="data/segmented")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.deploy:
             deploy(args.params)
             return 0
-        point = search_flow(
-            args.params, args.mode, args.filtered, args.segmented, args.search_dir, args.promote
+        result = search_flow(
+            args.params,
+            args.mode,
+            args.filtered,
+            args.segmented,
+            args.search_dir,
+            args.promote,
+            tune=args.tune,
+            recipe_path=args.recipe,
         )
     except EcgCrnnError as exc:
         print(f"search: error: {exc}", file=sys.stderr)
         return 1
-    print(f"best: {describe(point)}: validation macro-AUROC {point['value']:.4f}")
+    if args.tune:
+        for row in result["tuned"]:
+            print(
+                f"tuned {row['arch']} @ {row['window']}: lr {row['lr']:.3g}, dropout {row['dropout']:.3g}, "
+                f"weight decay {row['weight_decay']:.3g}: validation macro-AUROC {row['val_macro_auroc']:.4f} "
+                f"(default recipe {row['default_val_macro_auroc']})"
+            )
+        return 0
+    which = "best" if "rule" not in result else f"to promote ({result['rule']})"
+    print(f"{which}: {describe(result)}: validation macro-AUROC {result['value']:.4f}")
     return 0
 
 

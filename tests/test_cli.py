@@ -71,3 +71,28 @@ def test_report_html_escapes_names_from_the_csvs():
     html = render_html("# t\n\n" + _table_md(df) + "\n\nA class named <b>bold</b>.\n", {})
     assert "<script>" not in html and "<img src=x" not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def _attributes_read(func) -> set[str]:
+    """Every `args.NAME` a handler reads, found in its source (a handler that reads an option its parser never
+    defines fails only when that command runs: the drift-predictions stage once did, at the end of a study)."""
+    import inspect
+    import re
+
+    return set(re.findall(r"\bargs\.([A-Za-z_]\w*)", inspect.getsource(func)))
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_option_a_command_reads_is_one_its_parser_defines(name):
+    parser = _subcommands()[name]
+    func = parser.get_default("func")
+    defined = {a.dest for a in parser._actions} | {"params", "quiet", "command", "func"}
+    missing = _attributes_read(func) - defined
+    assert not missing, f"{name}: {func.__name__} reads args.{', args.'.join(sorted(missing))}, never defined"
+
+
+def test_the_check_of_options_read_finds_a_missing_one():
+    def handler(args):
+        return args.window, args.rotation
+
+    assert _attributes_read(handler) == {"window", "rotation"}

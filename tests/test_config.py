@@ -34,11 +34,33 @@ def test_repository_params_load_with_defaults():
         ({"study": {"margins": {"macro_auroc": -0.1}}}, "study.margins.macro_auroc: must be >= 0"),
         ({"study": {"margins": {"auroc": 0.1}}}, "unknown key study.margins.auroc"),
         ({"search": {"windows": []}}, "search.windows: the search space is empty"),
+        ({"search": {"seed": 2}}, "search.seed: 2 is also in train.seeds [0, 1, 2, 3, 4]"),
+        (
+            {"search": {"seed": 7}, "train": {"seeds": [5, 7, 8, 9]}},
+            "search.seed: 7 is also in train.seeds [5, 7, 8, 9]",
+        ),
+        ({"search": {"objectives": ["params"]}}, "search.objectives: macro_auroc first"),
+        (
+            {"search": {"objectives": ["macro_auroc", "params", "params"]}},
+            "search.objectives: macro_auroc first",
+        ),
+        ({"search": {"objectives": ["macro_auroc", "flops"]}}, "search.objectives[1]: 'flops' is not one of"),
+        ({"search": {"tune": {"trials": 0}}}, "search.tune.trials: must be > 0"),
+        (
+            {"search": {"tune": {"weight_decay": [0.1, 0.01]}}},
+            "search.tune.weight_decay: expected [low, high]",
+        ),
     ],
 )
 def test_bad_values_are_reported_by_key(raw, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         from_dict(raw)
+
+
+def test_the_default_search_seed_is_no_grid_seed():
+    params = load_params(REPO / "params.yaml")
+    assert params.search.seed not in params.train.seeds
+    assert from_dict({"search": {"seed": 5}}).search.seed == 5  # any seed outside train.seeds is accepted
 
 
 def test_ints_are_accepted_for_floats_but_bools_not_for_ints():

@@ -10,7 +10,9 @@ import sys
 import time
 from datetime import datetime
 
+import numpy as np
 import optuna
+import pandas as pd
 import psutil
 import pytest
 import yaml
@@ -26,6 +28,7 @@ from ecg_crnn.search.study import create_study
 from .helpers.params import SMALL, set_params
 from .helpers.paths import REPO, VENV_BIN
 from .helpers.processes import kill_tree, run, start_workers, stop_group
+from .helpers.servers import prefect_artifact
 
 SEARCH = {
     "models.channels": [8, 8, 16, 16],
@@ -67,7 +70,7 @@ def test_embedded_search_reaches_its_trial_count(prepared, tmp_path, write_param
         assert t.params["window_s"] in (2.5, 10.0)
     point = best_point(study)
     assert point["value"] == max(t.value for t in trials if t.value is not None)
-    save_results(study, tmp_path / "out")
+    save_results(study, tmp_path / "out", params)
     for name in ("best.json", "trials.csv", "depth.png", "optuna_history.png"):
         assert (tmp_path / "out" / name).is_file()
     best = json.loads((tmp_path / "out" / "best.json").read_text())
@@ -132,18 +135,7 @@ def test_unreachable_storage_is_named_and_a_password_in_it_refused():
 
 
 def _artifact(key: str, env: dict) -> str:
-    """The latest artifact of `key`, as the server holds it (the CLI's inspect output wraps long lines)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (
-        temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}),
-        get_client(sync_client=True) as client,
-    ):
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    assert found, f"no artifact {key!r}"
-    return str(found[-1].data)
+    return prefect_artifact(key, env)
 
 
 def _prefect(args, env, **kw):
@@ -352,7 +344,7 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
     run(["dvc", "repro", "segment"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "data"], project)
-    before = (project / "params.yaml").read_text()
+    before = {name: (project / name).read_text() for name in ("params.yaml", "recipe.yaml")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "flows" / "search.py"), "--promote"],
         cwd=project,
@@ -362,8 +354,11 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (project / "params.yaml").read_text() == before  # the workspace stays on the study
-    assert not run(["git", "status", "--porcelain", "params.yaml", "dvc.lock"], project).stdout.strip()
+    for name, text in before.items():  # the workspace stays on the study
+        assert (project / name).read_text() == text, name
+    assert not run(
+        ["git", "status", "--porcelain", "params.yaml", "recipe.yaml", "dvc.lock"], project
+    ).stdout.strip()
     best = json.loads((project / "search" / "promo" / "best.json").read_text())
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     exps = [e for commit in shown for r in (commit.get("experiments") or []) for e in r["revs"]]
@@ -373,6 +368,11 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
     assert exp_params["study"]["windows"] == [best["window_s"]]
     if best["hidden"] is not None:
         assert exp_params["models"]["hidden"] == best["hidden"]
+    # It trains with the trial's learning rate and dropout: its entry of the experiment's recipe.yaml.
+    entry = exp["params"]["recipe.yaml"]["data"]["recipes"][best["arch"]][f"{best['window_s']:g}s"]
+    assert entry == pytest.approx(
+        {"lr": best["lr"], "dropout": best["dropout"], "weight_decay": 0.01}, rel=1e-3
+    )
     headline = exp["metrics"]["reports/study.json"]["data"]
     assert 0 <= headline[f"{best['window_s']:g}s"][best["arch"]] <= 1
     assert "search-promo" in run(["dvc", "exp", "show", "--csv"], project).stdout
@@ -380,3 +380,88 @@ def test_search_flow_promotes_the_best_configuration_into_dvc(prefect_server, pr
     best_md = _artifact("search-best", prefect_server)
     assert "data:image/png;base64," in best_md and "file://" not in best_md
     assert "Best validation macro-AUROC by recurrent type and depth" in best_md
+
+
+def _dominated(values: np.ndarray) -> np.ndarray:
+    """Brute force, (macro-AUROC up, cost down): trial j is dominated when another is at least as good in both
+    and better in one."""
+    return np.array(
+        [
+            any(
+                a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+                for i, a in enumerate(values)
+                if i != j
+            )
+            for j, b in enumerate(values)
+        ]
+    )
+
+
+def test_multi_objective_search_publishes_its_front_and_the_smallest_model_within_the_margin(
+    prefect_server, project, synthetic_dir
+):
+    set_params(
+        project,
+        {
+            "download.source": str(synthetic_dir),
+            **SMALL,
+            **SEARCH,
+            "search.trials": 5,
+            "search.study_name": "mo",
+            "search.objectives": ["macro_auroc", "params"],
+        },
+    )
+    run(["dvc", "repro", "segment"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "data"], project)
+    params = from_dict(yaml.safe_load((project / "params.yaml").read_text()))
+    study = create_study(params.search, project / "search")
+    # The same network twice, at two learning rates: the same cost, so whichever scores lower is dominated.
+    for lr in (0.01, 0.0003):
+        point = {"window_s": 2.5, "rnn": "gru", "depth": 1, "bidirectional": False, "hidden": 8}
+        study.enqueue_trial({**point, "dropout": 0.2, "lr": lr})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "search.py")],
+        cwd=project,
+        env=prefect_server,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    study = optuna.load_study(study_name="mo", storage=make_storage(params.search, project / "search"))
+    assert study.metric_names == ["val_macro_auroc", "params"]  # what optuna-dashboard names the axes
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 5 and all(not t.intermediate_values for t in done)  # multi-objective: never pruned
+    values = np.array([t.values for t in done])
+    dominated = _dominated(values)
+    assert dominated.any(), values  # the enqueued pair guarantees one
+    out = project / "search" / "mo"
+    front = pd.read_csv(out / "pareto.csv")
+    assert set(front["trial"]) == {t.number for t, d in zip(done, dominated, strict=True) if not d}
+    assert set(front["trial"]) == {t.number for t in study.best_trials}  # the front optuna-dashboard draws
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Promoted: the fewest parameters among trials within study.margins.macro_auroc of the best.
+    margin = params.study.margins.macro_auroc
+    inside = values[:, 0] >= values[:, 0].max() - margin
+    cheapest = values[inside, 1].min()
+    expected = max(
+        (t for t, ok in zip(done, inside, strict=True) if ok and t.values[1] == cheapest),
+        key=lambda t: t.values[0],
+    )
+    best = json.loads((out / "best.json").read_text())
+    assert best["trial"] == expected.number and best["margin_key"] == "study.margins.macro_auroc"
+    assert front.loc[front["promoted"], "trial"].tolist() == [expected.number]
+    # The artifacts render in the Prefect UI: the front as a table, and the front, its plot and the chosen point.
+    table = json.loads(prefect_artifact("search-pareto", prefect_server))  # a table artifact holds JSON rows
+    assert sorted(r["trial"] for r in table) == sorted(front["trial"])
+    md = prefect_artifact("search-best", prefect_server)
+    assert "the Pareto front" in md and "data:image/png;base64," in md and "file://" not in md
+    assert "smallest model by parameters" in md
+    # What --promote runs (test_search_flow_promotes_the_best_configuration_into_dvc runs it): that point.
+    command = " ".join(best["dvc_exp_run"])
+    assert f"study.architectures=[{best['arch']}]" in command
+    entry = f"{best['window_s']:g}s: {{lr: {best['lr']:.4g}, dropout: {best['dropout']:.4g}"
+    assert f"recipe.yaml:++recipes.{best['arch']}={{{entry}" in command
+    assert "to promote (the smallest model by parameters" in proc.stdout

@@ -226,8 +226,6 @@ class _Client:
 
 def test_the_search_crashes_runs_whose_heartbeats_stopped_instead_of_waiting_for_ever(monkeypatch):
     client = _Client()
-    monkeypatch.setattr(search, "load_study", lambda cfg, path: None)
-    monkeypatch.setattr(search, "counted_trials", lambda study: 3)  # of 20: never reached
     rounds = []
 
     def sleep(seconds):
@@ -237,7 +235,13 @@ def test_the_search_crashes_runs_whose_heartbeats_stopped_instead_of_waiting_for
 
     monkeypatch.setattr(search.time, "sleep", sleep)
     with pytest.raises(EcgCrnnError, match=r"every trial run ended \(CRASHED, CRASHED\) with 3 of 20"):
-        search.wait_for_trials(client, list(client.runs), params({"search.mode": "pool"}), "search", LOG)
+        search.wait_for_trials(
+            client,
+            list(client.runs),
+            params({"search.mode": "pool"}),
+            lambda: (3, 20),
+            LOG,  # never reached
+        )
     assert [r.state for r in client.runs.values()] == ["CRASHED", "CRASHED"]
 
 

@@ -23,6 +23,7 @@ FLOORS = [
             "provenance",
             "registry",
             "config",
+            "recipe",
             "layout",
             "s3",
             "schedule",

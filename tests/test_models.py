@@ -92,14 +92,20 @@ def test_recurrent_layers_fall_back_to_float32_where_bf16_is_unsupported(monkeyp
     assert seen[0][0] == torch.bfloat16  # where supported, the layers see the autocast dtype
 
 
-def test_dropout_between_recurrent_layers_comes_from_torch_rng():
-    """Stacked layers are separate modules with nn.Dropout between them, so the same torch seed gives the
-    same masks (a resumed run continues exactly; cuDNN's own RNN dropout state is never used)."""
+@pytest.mark.parametrize("name", ["cnn", "cnn_gru1", "cnn_lstm3", "cnn_bigru2"])
+def test_dropout_is_in_one_place_at_every_depth_and_comes_from_torch_rng(name):
+    """Every architecture has one dropout, on the pooled features before the classifier: the recurrent stack
+    (0 to 3 layers) runs without any in training too, and the masks come from torch's RNG (so the same seed gives
+    the same masks: a resumed run continues exactly; cuDNN's own RNN dropout state is never used)."""
     model = build_model(
-        "cnn_lstm3", 12, 5, ModelSettings(channels=[16, 16], kernel_size=5, hidden=8, dropout=0.5)
+        name, 12, 5, ModelSettings(channels=[16, 16], kernel_size=5, hidden=8, dropout=0.5)
     ).train()
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts == [model.dropout] and model.dropout.p == 0.5
     assert all(layer.dropout == 0 for layer in model.rnn)
     x = torch.randn(4, 12, 100)
+    features = []
+    model.classifier.register_forward_hook(lambda mod, inp, out: features.append(inp[0]))
     torch.manual_seed(3)
     a = model(x)
     torch.manual_seed(3)
@@ -107,3 +113,9 @@ def test_dropout_between_recurrent_layers_comes_from_torch_rng():
     torch.manual_seed(4)
     c = model(x)
     assert torch.equal(a, b) and not torch.equal(a, c)
+    kept = [(f != 0) for f in features]
+    assert torch.equal(kept[0], kept[1]) and not torch.equal(kept[0], kept[2])  # the masks, drawn by torch
+    pooled = [f * m.float() for f, m in zip(features, kept, strict=True)]
+    # Where both masks keep a feature it has the same value: nothing before the head was dropped differently.
+    both = kept[0] & kept[2]
+    assert both.any() and torch.allclose(pooled[0][both], pooled[2][both])

@@ -218,7 +218,10 @@ def test_predict_refuses_a_record_with_dead_leads(prepared, tmp_path, write_para
     hea, dat = wfdb_files("x/00001_lr", np.full((12, 1000), -32.768), 100)
     (tmp_path / "00001_lr.hea").write_bytes(hea)
     (tmp_path / "00001_lr.dat").write_bytes(dat)
-    with pytest.raises(EcgCrnnError, match="no prediction for a record with unusable leads: all 12 leads"):
+    with pytest.raises(
+        EcgCrnnError,
+        match=r"00001_lr\.hea: no prediction for a record whose signal is unusable or implausible: all 12 leads",
+    ):
         predict_record(tmp_path / "00001_lr", tmp_path / "m/model.pt", tmp_path / "e/thresholds.json")
 
 

@@ -9,6 +9,7 @@ never unpickled as arbitrary code. Resume checkpoints go through the same two fu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,6 +18,10 @@ from .config import ModelSettings, Params
 from .dataset import StudyData
 from .errors import EcgCrnnError
 from .models import CRNN, build_model
+
+# only the type: evaluation, which reads model files, does not depend on reading recipe.yaml
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 MODEL_FORMAT = 2  # model.pt: tensors and plain data only, one seed (format 1 held every seed, as a pickle)
 
@@ -34,9 +39,11 @@ def load_torch(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_payload(key, data: StudyData, params: Params, result) -> dict:
-    """The file's content for one trained run (`key`: layout.RunKey, `result`: training.TrainResult)."""
-    train_settings = {k: v for k, v in params.train.model_dump().items() if k not in ("seeds", "device")}
+def model_payload(key, data: StudyData, params: Params, result, recipe: Recipe) -> dict:
+    """The file's content for one trained run (`key`: layout.RunKey, `result`: training.TrainResult), trained
+    with `recipe`."""
+    model_cfg, train_cfg = recipe.settings(params)
+    train_settings = {k: v for k, v in train_cfg.model_dump().items() if k not in ("seeds", "device")}
     return {
         "format": MODEL_FORMAT,
         "arch": key.arch,
@@ -45,8 +52,8 @@ def model_payload(key, data: StudyData, params: Params, result) -> dict:
         "rotation": int(key.rotation),
         "fraction": float(key.fraction),
         "train_records": len(data.splits["train"].ecg_ids),
-        "model_settings": params.models.model_dump(),
-        "train_settings": train_settings,
+        "model_settings": model_cfg.model_dump(),
+        "train_settings": {**train_settings, "recipe": recipe.as_dict()},
         "classes": list(data.classes),
         "families": dict(data.families),
         "leads": list(data.leads),
@@ -87,3 +94,18 @@ def model_from_artifact(checkpoint: dict) -> CRNN:
     model = build_model(checkpoint["arch"], len(checkpoint["leads"]), len(checkpoint["classes"]), settings)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def recipe_of(checkpoint: dict) -> dict:
+    """The recipe a model file was trained with: {lr, dropout, weight_decay, tuned} (tuned: its own entry in
+    recipe.yaml; otherwise params.yaml's default, shared by every architecture). What the report shows per model."""
+    recorded = checkpoint["train_settings"].get("recipe")
+    if recorded is not None:
+        return dict(recorded)
+    train, model = checkpoint["train_settings"], checkpoint["model_settings"]  # a file from before recipes
+    return {
+        "lr": train["lr"],
+        "dropout": model["dropout"],
+        "weight_decay": train["weight_decay"],
+        "tuned": False,
+    }

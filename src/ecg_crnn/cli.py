@@ -44,9 +44,13 @@ def _segment(args) -> None:
 
 
 def _train(args) -> None:
+    from .recipe import recipe_beside
     from .stages import train
 
-    paths = train.Paths(args.filtered, args.segmented, args.out, args.resume_dir)
+    # Named: it must exist. Not named: recipe.yaml beside the params file when there is one, else the default.
+    recipe = args.recipe or recipe_beside(args.params)
+    recipe = recipe if args.recipe or recipe.is_file() else None
+    paths = train.Paths(args.filtered, args.segmented, args.out, args.resume_dir, recipe)
     train.run(load_params(args.params), _key(args), paths, progress=not args.quiet)
 
 
@@ -306,6 +310,12 @@ COMMANDS = [
                 "where unfinished runs keep their checkpoints, one private folder per run named by its "
                 "fingerprint (default: .resume, or $ECG_CRNN_RESUME_ROOT); only the run's own files are removed",
             ),
+            _path(
+                "--recipe",
+                None,
+                "per-architecture recipe (default: recipe.yaml beside --params if it exists; else params.yaml's "
+                "train.lr, models.dropout, train.weight_decay for every architecture)",
+            ),
         ],
     ),
     (
@@ -450,9 +460,7 @@ COMMANDS = [
         "Evidently report: predicted scores, test fold vs validation fold",
         _drift_predictions,
         [
-            (["--arch"], {"help": "architecture (default: study.reference)"}),
-            (["--window"], {"type": float, "help": "window length in s (default: first of study.windows)"}),
-            (["--seed"], {"type": int, "help": "seed (default: first of train.seeds)"}),
+            *_CHOSEN_RUN,
             _path("--evaluation", layout.EVALUATION, "the evaluate stages' outputs"),
             _path("--out", layout.REPORTS / "drift_predictions", "report directory"),
             _path("--summary", layout.REPORTS / "drift_predictions.json", "DVC metric"),

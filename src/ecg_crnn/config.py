@@ -297,10 +297,30 @@ class StorageSettings(Section):
         return self
 
 
+OBJECTIVES = ("macro_auroc", "params", "macs", "latency")  # the first is maximized, the costs minimized
+
+
+class TuneSettings(Section):
+    trials: Positive = 12
+    epochs: Positive | None = None
+    weight_decay: list[PositiveFloat] | None = None
+
+    @model_validator(mode="after")
+    def _range(self):
+        wd = self.weight_decay
+        if wd is not None and (len(wd) != 2 or not wd[0] <= wd[1]):
+            raise ConfigError(
+                f"search.tune.weight_decay: expected [low, high] with 0 < low <= high, got {wd!r}"
+            )
+        return self
+
+
 class SearchSettings(Section):
     trials: Positive = 20
     study_name: str = "ecg-crnn"
     storage: str | None = None
+    objectives: list[Literal[OBJECTIVES]] = ["macro_auroc"]
+    sampler: Literal["tpe", "nsga2"] = "tpe"
     windows: list[PositiveFloat] = [2.5, 10.0]
     rnn: list[Literal["none", "lstm", "gru"]] = ["none", "lstm", "gru"]
     bidirectional: list[bool] = [False, True]
@@ -310,7 +330,8 @@ class SearchSettings(Section):
     lr: list[NonNegativeFloat] = [0.0003, 0.01]
     epochs: Positive = 20
     pruner: Literal["median", "hyperband", "none"] = "median"
-    seed: int = 1000
+    seed: NonNegative = 1000
+    tune: TuneSettings = TuneSettings()
     heartbeat_s: Positive = 30
     retries: int = 2
     mode: Literal["local", "pool"] = "local"
@@ -320,6 +341,10 @@ class SearchSettings(Section):
     flow_heartbeat_s: int = 30
     stale_after_s: int = 100
     promote_timeout_s: Positive = 259200
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @model_validator(mode="after")
     def _space(self):
@@ -340,6 +365,15 @@ class SearchSettings(Section):
             raise ConfigError(f"search.dropout: must stay below 1, got {self.dropout!r}")
         if self.lr[0] <= 0:
             raise ConfigError(f"search.lr: must be > 0, got {self.lr!r}")
+        if (
+            not self.objectives
+            or self.objectives[0] != "macro_auroc"
+            or len(set(self.objectives)) != len(self.objectives)
+        ):
+            raise ConfigError(
+                "search.objectives: macro_auroc first, then any of params, macs, latency once each, "
+                f"got {self.objectives!r}"
+            )
         return self
 
 
@@ -414,8 +448,8 @@ class Params(Section):
             )
         if self.search.seed in seeds:
             raise ConfigError(
-                f"search.seed: {self.search.seed} is also in train.seeds {seeds}: the search would share a grid "
-                "model's initialization and its choice would not be independent of the grid"
+                f"search.seed: {self.search.seed} is also in train.seeds {seeds}; the search trains with a seed of "
+                "its own, so that what it chooses is tested on seeds that took no part in the choice"
             )
         return self
 

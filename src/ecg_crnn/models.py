@@ -1,8 +1,9 @@
 """The study's networks: one CNN front end, an optional recurrent stack, one head; and scoring records with them.
 
 Every architecture (named in registry.py) shares the front end and the head (mean+max pooling over time, dropout,
-linear), so only the temporal part differs. `predict_proba` scores records the way evaluation, validation during
-training, prediction and export all do: every evaluation window, then max (or mean) over windows.
+linear), so only the temporal part differs; the head's dropout is the only one, at every depth. `predict_proba`
+scores records the way evaluation, validation during training, prediction and export all do: every evaluation
+window, then max (or mean) over windows.
 """
 
 from __future__ import annotations
@@ -81,23 +82,25 @@ class CRNN(nn.Module):
         self.arch = arch
         self.front = FrontEnd(n_leads, channels, kernel_size)
         features = self.front.out_channels
-        # One single-layer module per recurrent layer, with nn.Dropout between them: the same model as
-        # `num_layers=N, dropout=p`, but the dropout masks come from torch's RNG (which checkpoints save
-        # and restore) instead of cuDNN's internal dropout state, so a resumed GPU run continues exactly.
+        # One single-layer module per recurrent layer (the same model as `num_layers=N`; it keeps the model
+        # files' parameter names, and each layer can fall back to float32 on its own under autocast).
         self.rnn = nn.ModuleList()
         if arch.rnn is not None:
             cls = nn.LSTM if arch.rnn == "lstm" else nn.GRU
             for _ in range(arch.layers):
                 self.rnn.append(cls(features, hidden, batch_first=True, bidirectional=arch.bidirectional))
                 features = hidden * (2 if arch.bidirectional else 1)
-        self.rnn_dropout = nn.Dropout(dropout)
+        # Dropout in one place for every architecture: on the pooled features, before the classifier, which
+        # every architecture shares. Dropout between or after recurrent layers would regularize a 3-layer stack
+        # at more places than a 1-layer one and the CNN at none, so depth would come confounded with
+        # regularization; and before pooling, the max half of the CNN's pooling would see inverted dropout's
+        # 1/(1-p) scaling in training but not at test. Its rate is tuned per architecture (recipe.yaml). The
+        # masks come from torch's RNG, which checkpoints save and restore (a resumed run continues exactly).
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * features, n_classes)
 
     def _recur(self, h: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.rnn):
-            if i:
-                h = self.rnn_dropout(h)
+        for layer in self.rnn:
             h, _ = layer(h)
         return h
 

@@ -12,7 +12,7 @@ from .processes import run
 def make_project(root: Path) -> Path:
     """The project's pipeline files in a fresh git + DVC repository at `root`."""
     root.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", "recipe.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))

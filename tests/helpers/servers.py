@@ -102,3 +102,23 @@ class S3Server:
             aws_secret_access_key=self.secret,
             region_name="us-east-1",
         )
+
+
+def prefect_artifact(key: str, env: dict) -> str:
+    """The latest artifact of `key` on the Prefect server `env` points at, as the server holds it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert found, f"no artifact {key!r}"
+    return str(found[0].data)

@@ -1,4 +1,10 @@
-"""One trial (trained with the train stage's `train()`), and trials until the study holds search.trials."""
+"""One trial (trained with the train stage's `train()`), and trials until the study holds its count.
+
+What a trial trains comes from a space (space.ArchitectureSpace by default, tuning.RecipeSpace for the recipe);
+what it returns are the space's objectives: the best validation macro-AUROC, then for a multi-objective search
+the model's costs (costs.py). A single-objective trial reports every epoch and may be pruned; a multi-objective
+one is never pruned (Optuna's pruners are single-objective) but still reports its epochs to the flows.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from ..config import Params
 from ..dataset import StudyData, load_study_data
 from ..errors import EcgCrnnError
 from ..training import train
-from .space import settings_for, suggest
+from .costs import trial_costs
+from .space import ArchitectureSpace
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -21,8 +28,9 @@ EpochReporter = Callable[[optuna.Trial, dict, dict], None]
 
 
 class Objective:
-    """Trains one trial with the train stage's `train()`. Data is loaded once per window length. `report`
-    (if given) sees every epoch, so a flow can show progress as the trial runs."""
+    """Trains one trial with the train stage's `train()`. Data is loaded once per window length (`data_cache`
+    may be shared between objectives, as tuning's studies do). `report` (if given) sees every epoch, so a flow can
+    show progress as the trial runs."""
 
     def __init__(
         self,
@@ -31,10 +39,13 @@ class Objective:
         params: Params,
         progress: bool = False,
         report: EpochReporter | None = None,
+        space=None,
+        data_cache: dict[float, StudyData] | None = None,
     ):
         self.filtered, self.segmented, self.params, self.progress = filtered, segmented, params, progress
         self.report = report
-        self._data: dict[float, StudyData] = {}
+        self.space = space or ArchitectureSpace(params)
+        self._data = data_cache if data_cache is not None else {}
         self.last_error = ""
 
     def data(self, window_s: float) -> StudyData:
@@ -42,7 +53,7 @@ class Objective:
             self._data[window_s] = load_study_data(self.filtered, self.segmented, window_s, ("train", "val"))
         return self._data[window_s]
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         try:
             return self._run(trial)
         except optuna.TrialPruned:
@@ -51,30 +62,44 @@ class Objective:
             self.last_error = f"{type(exc).__name__}: {exc}"  # Optuna records the failure, not its reason
             raise
 
-    def _run(self, trial: optuna.Trial) -> float:
-        point = suggest(trial, self.params.search)
-        trial.set_user_attr("arch", point["arch"])
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process ran it
-        model_cfg, train_cfg = settings_for(point, self.params)
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        point = self.space.suggest(trial)
+        model_cfg, train_cfg = self.space.settings(point)
+        data = self.data(point["window_s"])
+        costs = trial_costs(
+            point["arch"],
+            data,
+            model_cfg,
+            self.params.evaluate.latency_runs if "latency" in self.space.objectives else 0,
+        )
+        attrs = {"arch": point["arch"], "window_s": point["window_s"], "weight_decay": train_cfg.weight_decay}
+        for key, value in {**attrs, **costs, "worker": f"{socket.gethostname()}:{os.getpid()}"}.items():
+            trial.set_user_attr(key, value)  # the worker: which process ran it
+        single = len(self.space.objectives) == 1
 
         def on_epoch(record: dict) -> None:
-            trial.report(record["val_macro_auroc"], record["epoch"])
+            if single:
+                trial.report(record["val_macro_auroc"], record["epoch"])
             if self.report:
                 self.report(trial, point, record)
-            if trial.should_prune():
+            # Never at the budget's last epoch: the run is over, and pruning it would only discard its value.
+            if single and record["epoch"] < train_cfg.epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {record['epoch']}: {record['val_macro_auroc']:.4f}")
 
         result = train(
             point["arch"],
-            self.data(point["window_s"]),
+            data,
             model_cfg,
             train_cfg,
-            self.params.search.seed,
+            train_cfg.seeds[0],
             on_epoch=on_epoch,
             progress=self.progress,
         )
         trial.set_user_attr("best_epoch", result.best_epoch)
-        return result.best_val_macro_auroc
+        trial.set_user_attr("epochs_run", len(result.history))
+        if single:
+            return result.best_val_macro_auroc
+        return (result.best_val_macro_auroc, *(costs[o] for o in self.space.objectives[1:]))
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -103,13 +128,16 @@ def run_trials(
     progress: bool = False,
     report: EpochReporter | None = None,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    space=None,
+    target: int | None = None,
+    data_cache: dict[float, StudyData] | None = None,
 ) -> int:
-    """Run trials until the study holds search.trials completed or pruned ones (shared by every worker).
-    `report` sees every epoch of every trial, `on_trial` every finished trial (the flows log both)."""
-    target = params.search.trials
+    """Run trials until the study holds `target` (search.trials) completed or pruned ones, shared by every
+    worker. `report` sees every epoch of every trial, `on_trial` every finished trial (the flows log both)."""
+    target = target or params.search.trials
     done_before = counted_trials(study)
     guard = _StopOnRepeatedFailures(limit=max(3, params.search.retries + 1))
-    objective = Objective(Path(filtered), Path(segmented), params, progress, report)
+    objective = Objective(Path(filtered), Path(segmented), params, progress, report, space, data_cache)
     callbacks = [optuna.study.MaxTrialsCallback(target, states=COUNTED), guard]
     if done_before < target:
         study.optimize(

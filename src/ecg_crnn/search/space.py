@@ -1,5 +1,8 @@
 """The search space and what a point of it means: an architecture of the registry, a window, sizes and a
-learning rate; the settings a trial trains with, and the DVC overrides that train the best point."""
+learning rate; the settings a trial trains with, and the DVC overrides that train the best point.
+
+A space is what the objective asks for a trial's point and its settings: `ArchitectureSpace` here (the search
+over type, depth and sizes), `RecipeSpace` in tuning.py (one architecture's learning rate and dropout)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import optuna
 
 from ..config import ModelSettings, Params, SearchSettings, TrainSettings
 from ..errors import EcgCrnnError
+from ..recipe import window_key
 from ..registry import architecture_name
+from ..schedule import schedule_epochs
 
 
 def suggest(trial: optuna.Trial, cfg: SearchSettings) -> dict:
@@ -45,12 +50,35 @@ def settings_for(point: dict, params: Params) -> tuple[ModelSettings, TrainSetti
     return model, training
 
 
+class ArchitectureSpace:
+    """The search over window, recurrent type, direction, depth, hidden size, dropout and learning rate, against
+    search.objectives."""
+
+    def __init__(self, params: Params):
+        self.params = params
+        self.objectives = list(params.search.objectives)
+
+    def suggest(self, trial: optuna.Trial) -> dict:
+        return suggest(trial, self.params.search)
+
+    def settings(self, point: dict) -> tuple[ModelSettings, TrainSettings]:
+        return settings_for(point, self.params)
+
+    def warmup_epochs(self) -> int:
+        return schedule_epochs(self.params.train.replaced(epochs=self.params.search.epochs))[0]
+
+
 def best_point(study: optuna.Study) -> dict:
     """The best trial by validation macro-AUROC (the search never sees the test fold)."""
     try:
         best = study.best_trial
     except ValueError:
         raise EcgCrnnError(f"search: study {study.study_name!r} has no completed trial") from None
+    return trial_point(best)
+
+
+def trial_point(best: optuna.trial.FrozenTrial) -> dict:
+    """A finished trial of the architecture search as a point: what it trained, and its values."""
     p = best.params
     rnn = p["rnn"]
     depth = p.get("depth", 0)
@@ -61,20 +89,26 @@ def best_point(study: optuna.Study) -> dict:
         "hidden": p.get("hidden"),
         "dropout": p["dropout"],
         "lr": p["lr"],
-        "value": best.value,
+        "weight_decay": best.user_attrs.get("weight_decay"),
+        "value": best.values[0],
+        "values": list(best.values),
         "trial": best.number,
     }
 
 
-def promotion_overrides(point: dict) -> list[str]:
-    """`dvc exp run -S` overrides that train and version the best configuration through the DVC pipeline."""
+def promotion_overrides(point: dict, weight_decay: float) -> list[str]:
+    """`dvc exp run -S` overrides that train and version the point through the DVC pipeline. Its learning rate
+    and dropout go into its recipe.yaml entry (`++` merges it in, whether or not the architecture has one), which
+    the train stage reads before params.yaml's shared default; its weight decay is the trial's (`weight_decay`,
+    train.weight_decay, for a trial that did not record one)."""
     arch = point["arch"]
+    wd = point["weight_decay"] if point.get("weight_decay") is not None else weight_decay
+    entry = f"lr: {point['lr']:.4g}, dropout: {point['dropout']:.4g}, weight_decay: {wd:.4g}"
     overrides = [
         f"study.architectures=[{arch}]",
         f"study.reference={arch}",
         f"study.windows=[{point['window_s']:g}]",
-        f"models.dropout={point['dropout']:.4g}",
-        f"train.lr={point['lr']:.4g}",
+        f"recipe.yaml:++recipes.{arch}={{{window_key(point['window_s'])}: {{{entry}}}}}",
     ]
     if point.get("hidden"):
         overrides.insert(3, f"models.hidden={point['hidden']}")

@@ -6,7 +6,9 @@ history.csv (the curves: one row per epoch) and timing.json (seconds per epoch: 
 reproducible byte for byte). An interrupted run resumes from its checkpoint, which lives outside DVC's outputs so
 that the stage keeps DVC's run-cache: in a private folder named by the run and its fingerprint (resume.py) under
 the resume base (`--resume-dir`, else $ECG_CRNN_RESUME_ROOT, else .resume). Its files, and only they, are removed
-once the outputs are written.
+once the outputs are written. The run trains with its (architecture, window)'s recipe (recipe.py): its entry of
+recipe.yaml, or params.yaml's shared default; the model file records which, and the resume fingerprint covers it
+(a checkpoint of another recipe is never resumed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..atomic import write_json, write_text
 from ..config import Params
 from ..dataset import load_study_data
 from ..layout import FILTERED, MODEL_FILE, SEGMENTED, RunKey, model_dir, window_name
+from ..recipe import Recipe, load_recipes, recipe_for
 from ..registry import get_architecture
 from ..resume import ResumeSlot, claim, others
 from ..training import fingerprint_of, run_provenance, train
@@ -48,6 +51,13 @@ class Paths:
     segmented: Path = SEGMENTED
     out: Path | None = None  # default: models/WINDOWs/ARCH/fracF/rotR/seedS
     resume: Path | None = None  # the resume base; default: resume_base()
+    recipe: Path | None = None  # recipe.yaml; None: params.yaml's shared default for every architecture
+
+
+def run_recipe(params: Params, key: RunKey, recipe_file: Path | None) -> Recipe:
+    """This run's recipe: its (architecture, window) entry of recipe.yaml, else params.yaml's default."""
+    recipes = load_recipes(recipe_file) if recipe_file is not None else None
+    return recipe_for(recipes, params, key.arch, key.window)
 
 
 def history_csv(history: list[dict]) -> str:
@@ -60,10 +70,11 @@ def history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _claim_slot(params: Params, key: RunKey, data, base: Path) -> ResumeSlot:
+def _claim_slot(key: RunKey, model_cfg, train_cfg, data, base: Path) -> ResumeSlot:
     """This attempt's hold on the run's checkpoint; when there is none to resume, the unfinished checkpoints of
-    the same run from other settings, code or data are named (and left alone: another experiment may own them)."""
-    provenance = run_provenance(key.arch, key.seed, params.models, params.train, data)
+    the same run from other settings (its recipe included), code or data are named (and left alone: another
+    experiment may own them)."""
+    provenance = run_provenance(key.arch, key.seed, model_cfg, train_cfg, data)
     fingerprint = fingerprint_of(provenance)
     slot = claim(base, run_label(key), fingerprint, provenance)
     if not slot.checkpoint.is_file():
@@ -82,18 +93,20 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
     data = load_study_data(
         paths.filtered, paths.segmented, key.window, ("train", "val"), key.rotation, key.fraction
     )
-    slot = _claim_slot(params, key, data, resume_base(paths.resume))
+    recipe = run_recipe(params, key, paths.recipe)
+    model_cfg, train_cfg = recipe.settings(params)
+    slot = _claim_slot(key, model_cfg, train_cfg, data, resume_base(paths.resume))
     result = train(
         key.arch,
         data,
-        params.models,
-        params.train,
+        model_cfg,
+        train_cfg,
         key.seed,
         checkpoint=slot,
         on_epoch=on_epoch,
         progress=progress,
     )
-    save_torch(out_dir / MODEL_FILE, model_payload(key, data, params, result))
+    save_torch(out_dir / MODEL_FILE, model_payload(key, data, params, result, recipe))
     write_text(out_dir / "history.csv", history_csv(result.history))
     write_json(
         out_dir / "timing.json",
@@ -107,7 +120,8 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
     print(
         f"train {key.arch} {window_name(key.window)} {key.run}: best validation macro-AUROC "
         f"{result.best_val_macro_auroc:.4f} at epoch {result.best_epoch} of {len(result.history)}, "
-        f"{result.train_seconds:.0f} s -> {out_dir}",
+        f"{result.train_seconds:.0f} s ({'tuned' if recipe.tuned else 'default'} recipe: lr {recipe.lr:.3g}, "
+        f"dropout {recipe.dropout:.3g}, weight decay {recipe.weight_decay:.3g}) -> {out_dir}",
         file=sys.stderr,
     )
     return {
@@ -118,4 +132,5 @@ def run(params: Params, key: RunKey, paths: Paths = Paths(), progress: bool = Tr
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": result.train_seconds,
+        "recipe": recipe.as_dict(),
     }
