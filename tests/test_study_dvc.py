@@ -3,6 +3,7 @@ it, the real records of ../shared/ptbxl with predict and export, and a study on 
 was planted (the report must recover it)."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -233,54 +234,77 @@ def test_unknown_architecture_in_params_fails_before_work(project):
 
 
 PLANTED = {
-    "study.architectures": ["cnn", "cnn_bigru1"],
-    "study.reference": "cnn_bigru1",
+    # The CNN and two recurrent models, one- and bidirectional, so that the choice of the best recurrent model is
+    # made (on the selection seed's validation figures) and then confirmed on other seeds.
+    "study.architectures": ["cnn", "cnn_lstm1", "cnn_bilstm1"],
+    "study.reference": "cnn_bilstm1",
     "study.windows": [2.5, 10],
-    # Four seeds (the default is three): the seed part of a contrast rests on 3 degrees of freedom per model.
+    # One seed selects, three confirm: a confirmation contrast's seed part rests on 2 degrees of freedom per model
+    # (with two confirmation seeds, on one, and Student's t at the per-hypothesis level is then in the hundreds).
     "train.seeds": [0, 1, 2, 3],
+    "study.selection_seeds": 1,
+    # The planted question, stated before the run: does recurrence help, where (per label family), and does its
+    # help grow with context. Classes come after, with the rest of alpha.
+    "study.hypotheses": {
+        "primary": ["recurrence", "context", "label_families"],
+        "secondary": ["classes"],
+    },
+    # Long enough for the BiLSTM to learn the order of intervals at 10 s on every seed (its validation
+    # macro-AUROC stops climbing by epoch 8-10).
     "train.epochs": 10,
-    "train.batch_size": 32,
-    "train.lr": 0.008,  # converges within the budget (at 0.003 the 10 s BiGRU's seeds are still climbing)
+    "train.batch_size": 16,
+    "train.lr": 0.012,
     "models.channels": [16, 16, 32, 32],
     "models.hidden": 32,
-    # A larger test fold than PTB-XL's single one: the context contrast must survive Holm's correction over the
-    # answer's ~40 tests.
+    # A larger test fold than PTB-XL's single one, so that a short study's answer survives the correction for its
+    # ~20 hypotheses.
     "segment.train_folds": [1, 2, 3, 4],
     "segment.val_folds": [5],
     "segment.test_folds": [6, 7, 8, 9, 10],
     "evaluate.latency_runs": 3,
 }
+RHYTHM = ("SVARR", "BIGU", "SARRH")
 
 
 @pytest.mark.slow
 def test_the_report_recovers_the_planted_answer(tmp_path, write_params):
-    """Synthetic data whose rhythm classes differ only in the order of beats, and whose morphology classes show
-    in any single beat: the study must find that recurrence helps the rhythm family and not the morphology ones,
-    and that its help grows from 2.5 s to 10 s. The stages run in this process, through the same stage
-    functions the CLI (and so dvc.yaml) calls."""
+    """Synthetic data whose rhythm classes differ only in the order of RR intervals (no field of the CNN front end
+    sees two), and whose morphology classes show in any single beat: the study must find that recurrence helps the
+    rhythm family and each rhythm class at 10 s, helps no morphology family nor NORM, and that its help grows from
+    2.5 s to 10 s. The stages run in this process, through the same stage functions the CLI (and so dvc.yaml)
+    calls. Margins are wide: measured effects are 10-20x the thresholds below (see README, the planted answer)."""
     from ecg_crnn.config import load_params
     from ecg_crnn.data.synthetic import write_synthetic
 
     from .helpers.stages import run_study
 
     p = load_params(write_params(PLANTED))
-    write_synthetic(tmp_path / "raw", 5000, seed=11, progress=False)
+    write_synthetic(tmp_path / "raw", 4000, seed=11, progress=False)
     run_study(p, tmp_path / "raw", tmp_path)
     summary = json.loads((tmp_path / "reports/study/summary.json").read_text())
     tests, md = summary["tests"], (tmp_path / "reports/study/report.md").read_text()
-    # Recurrence helps the rhythm family at 10 s, significantly after Holm ...
-    assert tests["family/10/rhythm"]["significant"] and tests["family/10/rhythm"]["difference"] > 0.03
-    # ... more than at 2.5 s (the value of recurrence grows with context), and the report says so ...
-    assert tests["context_family/rhythm"]["significant"] and tests["context_family/rhythm"]["difference"] > 0
-    assert "The gain from recurrence grows with context for the **rhythm** family" in md
-    assert "It helps rhythm" in md.split("**Where recurrence helps**, 10 s")[1].splitlines()[0]
-    # ... and does not help the morphology families (their cue is in every single beat).
-    for family in ("MI", "HYP", "CD", "STTC"):
+    print(json.dumps({k: [v["difference"], v["ci"], v["verdict"]] for k, v in tests.items()}, indent=1))
+    # The choice was made on the selection seed, the claims rest on the other three.
+    assert summary["selection_seeds"] == [0] and summary["confirmation_seeds"] == [1, 2, 3]
+    assert summary["best_recurrent"]["10"] in ("cnn_lstm1", "cnn_bilstm1")
+    # Recurrence helps the rhythm family at 10 s, significantly, by far (measured: +0.25 to +0.30 mean per-class
+    # AUROC; the CNN alone is near chance among the three irregular rhythms there), and each rhythm class ...
+    rhythm = tests["label_families/10/rhythm"]
+    assert rhythm["better"] and rhythm["ci"][0] > 0.1, rhythm
+    for c in RHYTHM:
+        assert tests[f"classes/10/{c}"]["difference"] > 0.1, (c, tests[f"classes/10/{c}"])
+    # ... more than at 2.5 s, where a window holds about two intervals, whose composition the CNN sees too: the
+    # value of recurrence grows with context, on the primary endpoint too (3 of its ~20 classes are rhythms) ...
+    assert rhythm["difference"] > tests["label_families/2.5/rhythm"]["difference"] + 0.1
+    growth = tests["context/best"]
+    assert growth["better"] and growth["difference"] > 0.01, growth
+    # ... and the report says so.
+    line = md.split("**Where recurrence helps, by label family**, 10 s")[1].splitlines()[0]
+    assert re.search(r"better: [^;]*\brhythm \+0\.[1-9]", line), line
+    # It helps neither the morphology families (their cue is in every single beat) nor NORM (a normal ECG needs
+    # sinus rhythm, whose rate shows in any single interval). Measured: every |difference| under 0.003.
+    for family in ("MI", "HYP", "CD", "STTC", "NORM"):
         for w in ("2.5", "10"):
-            t = tests[f"family/{w}/{family}"]
-            assert not (t["significant"] and t["difference"] > 0) and abs(t["difference"]) < 0.02, (
-                family,
-                w,
-                t,
-            )
+            t = tests[f"label_families/{w}/{family}"]
+            assert not t["better"] and abs(t["difference"]) < 0.01, (family, w, t)
     assert summary["family_order"][0] == "rhythm"  # ranked first on the validation fold

@@ -2,17 +2,37 @@
 with signals whose classes a CNN-RNN can really learn, and a planted answer to the study's question.
 
 Each beat is a sum of Gaussian waves (P, Q, R, S, ST, T), each with its own 3-D heart-vector direction,
-projected onto the 12 standard lead axes, so leads are related as in a real ECG. Classes change the signal
-in one of two ways, never both, so that a study on this data has a known answer:
+projected onto the 12 standard lead axes, so leads are related as in a real ECG. Every beat of a record is the
+same template (nothing in P, QRS, T or amplitude depends on the intervals around it). Classes change the
+signal in one of two ways, never both, so that a study on this data has a known answer:
 - morphology, visible in any single beat (a CNN that sees one beat suffices): CLBBB widens the QRS, LVH
   raises it, IMI adds deep inferior Q waves, ISCAL depresses the ST segment, NDT inverts the T wave, 1AVB
   lengthens the PR interval;
-- rhythm, visible only across beats: SVARR, BIGU and SARRH all vary the RR interval by the same +-25% around
-  a normal rate, with normal P waves and QRS complexes, and differ only in the order of the intervals:
-  SVARR in random order, BIGU alternating short-long, SARRH rising and falling smoothly over 4-6 beats. A
-  bag of local features (what a CNN with pooling sees) tells "irregular" from regular but not which of the
-  three; telling them apart takes a model that relates one beat to the next, and the longer the window, the
-  more beats it relates (the value of recurrence should grow with context).
+- rhythm. Sinus rhythm (SR) beats steadily at 67-100 bpm. SVARR, BIGU and SARRH beat at 39-63 bpm (RR
+  0.96-1.54 s), so "irregular" shows in any single interval, and they differ only in the ORDER of their
+  intervals. Each repeats a cycle of 8 intervals that sums to exactly the record's 10 s: four short ones near
+  1.0 s and four long ones near 1.5 s, each drawn in its own stratum of a 0.07 s band. The cycle starts at a
+  uniformly random phase, so a record shows each interval of its cycle once (the one across its edges split in
+  two): which intervals a record holds has one distribution in all three. BIGU alternates short and long;
+  SARRH is one slow cycle, a run of short intervals and a run of long ones (S S L L L L S S from some phase),
+  rising and falling gradually within each run; SVARR orders the cycle at random, in neither of those two
+  patterns (so that no record is of two classes at once).
+
+What the CNN front end cannot see: one step of its output sees `receptive_field()` = 98 input samples, 0.98 s
+at 100 Hz (4 stride-1 convolutions of kernel 7, a max-pool of 2 after each of the first 3), and a beat is
+visible from `beat_support()` = 0.38 s before its R peak (the P wave of a long PR) to 0.52 s after (the end of
+the T wave), each wave counted to 4 sigma (where the P and T waves that bound it fall under the records' 1 uV
+step). Any two successive
+irregular intervals sum to at least 1.93 s > 0.98 + 0.90 s, so no field touches three beats: each sees at most
+one interval, whose distribution is the same in all three rhythms, and so is the multiset of intervals a
+record holds. Mean and max pooling over such fields, over a whole 10 s record, tell "irregular" from regular
+but not which of the three; that takes a model that relates one interval to the next. A window shorter than the
+cycle, though, holds some of its intervals, and which ones depends on the order (a 2.5 s window, about two
+successive intervals, that holds two long ones is never BIGU): at 2.5 s pooling over the window and the max over
+windows tell the three apart in part, and recurrence, which sees the same two intervals, adds little; at 10 s
+it sees the whole cycle while the CNN sees none of its order. So the value of recurrence grows with context.
+(All of this holds for the front end at its default kernel and depth, at 100 Hz; a wider kernel widens the
+field, 500 Hz narrows it.)
 Unlike PTB-XL, whose rhythm statements are not diagnostic, the synthetic statements table marks these three
 as diagnostic (superclass `rhythm`), so the default subdiagnostic task keeps them.
 """
@@ -57,13 +77,22 @@ STATEMENTS = {
 MORPHOLOGY = ("IMI", "LVH", "CLBBB", "1AVB", "ISCAL", "NDT")
 MORPHOLOGY_P = np.array([0.18, 0.17, 0.16, 0.16, 0.17, 0.16])
 RHYTHMS = ("SR", "SVARR", "BIGU", "SARRH")
-RHYTHM_P = np.array([0.7, 0.1, 0.1, 0.1])
-IRREGULARITY = 0.25  # RR interval variation of the three irregular rhythms, the same for each
-# Slow enough that two successive RR intervals, even short ones, span more than the CNN front end's ~1 s
-# receptive field (the order of intervals is no local pattern), and that a 2.5 s window mostly holds a single
-# interval (the order shows over 10 s, not over 2.5 s).
-RATE_BPM = (50, 80)
-SARRH_CYCLE = (4, 6)  # beats per cycle of sinus arrhythmia
+RHYTHM_P = np.array([0.25, 0.25, 0.25, 0.25])
+# Sinus rhythm: a steady rate, each interval (1 + N(0, SR_JITTER)) times the record's own.
+SR_RR_S = (0.6, 0.9)  # 67-100 bpm
+SR_JITTER = 0.015
+# The irregular rhythms: a cycle of IRREGULAR_BEATS intervals summing to DURATION_S (mean RR 1.25 s, 48 bpm),
+# half of them short and half long, each half stratified over IRREGULAR_BAND_S around its level. Any two
+# intervals sum to at least 1.93 s, more than the front end's field plus a beat's extent (0.98 + 0.90 s; see the
+# module docstring), so that no field sees two intervals. (Faster would break that; an odd count could not
+# alternate around its cycle. Two distinct levels, 0.5 s apart, are what a small recurrent model learns to
+# compare within a short training run: over an even spread of intervals it did not, in 10 epochs.)
+IRREGULAR_BEATS = 8
+IRREGULAR_RR_S = (1.0, 1.5)
+IRREGULAR_BAND_S = 0.07
+PR_S = (0.12, 0.17)
+PR_1AVB_S = (0.22, 0.28)
+TAIL_SIGMAS = 4.0  # beyond 4 sigma a P or T wave is under e^-8 of its peak (< 0.3 uV): below the 1 uV step
 DEVICES = ("CS-12   E", "AT-6 C 5.5", "CS100    3", "AT-60    3", "AT-6     6")
 DATABASE_COLUMNS = [
     "ecg_id",
@@ -144,18 +173,97 @@ def draw_codes(rng: np.random.Generator) -> dict[str, float]:
     return codes
 
 
-def rr_intervals(rhythm: str, rr0: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n successive RR intervals (s) around `rr0`. The irregular rhythms share their spread (+-IRREGULARITY)
-    and differ only in the order of short and long intervals."""
-    jitter = 1 + rng.normal(0, 0.015, n)  # every rhythm: the small beat-to-beat variation of sinus rhythm
-    a = IRREGULARITY
-    if rhythm == "SVARR":  # short or long at random
-        jitter += a * rng.choice([-1.0, 1.0], n)
-    elif rhythm == "BIGU":  # short, long, short, long, ...
-        jitter += a * np.where(np.arange(n) % 2 == 0, -1.0, 1.0) * rng.choice([-1.0, 1.0])
-    elif rhythm == "SARRH":  # a smooth cycle over SARRH_CYCLE beats
-        jitter += a * np.sin(2 * np.pi * np.arange(n) / rng.uniform(*SARRH_CYCLE) + rng.uniform(0, 2 * np.pi))
-    return rr0 * jitter
+# ---- what the CNN front end sees -------------------------------------------------------------------------
+
+
+def receptive_field(kernel_size: int = 7, blocks: int = 4, downsample_blocks: int = 3) -> int:
+    """Input samples that one output step of the CNN front end (models.FrontEnd) depends on: `blocks`
+    stride-1 convolutions of `kernel_size`, the first `downsample_blocks` each followed by a max-pool of 2."""
+    field, step = 1, 1
+    for i in range(blocks):
+        field += (kernel_size - 1) * step
+        if i < downsample_blocks:
+            field += step  # a pool of 2 adds one step of the current resolution, then doubles it
+            step *= 2
+    return field
+
+
+def waves(codes: dict[str, float]) -> dict[str, list]:
+    """The beat's waves (offset, sigma, amplitude, direction) as this record's diagnoses change them."""
+    w = {k: list(v) for k, v in WAVES.items()}
+    if "CLBBB" in codes:
+        w["R"][1] *= 2.2
+        w["S"][0] += 0.03
+        w["S"][1] *= 1.8
+        w["R"][3] = (0.8, 0.4, 0.0)
+    if "LVH" in codes:
+        w["R"][2] *= 2.0
+        w["S"][2] *= 1.8
+    if "IMI" in codes:
+        w["Q"][2] = -0.5  # about half the R wave, over 40 ms: a pathological Q wave
+        w["Q"][1] = 0.02
+        w["Q"][3] = (0.0, 1.0, 0.0)
+    if "ISCAL" in codes:
+        w["ST"][2] = -0.1
+    if "NDT" in codes:
+        w["T"][2] = -0.08
+    return w
+
+
+def beat_support() -> tuple[float, float]:
+    """(first, last) time (s) relative to its R peak at which a beat of any diagnosis is visible, each wave
+    counted to TAIL_SIGMAS: (-0.38, 0.52), from the P wave of the longest PR to the end of the T wave."""
+    first = -max(PR_1AVB_S) - TAIL_SIGMAS * P_WAVE[0]
+    last = -np.inf
+    for code in ("NORM", *MORPHOLOGY):
+        for offset, sigma, amp, _ in waves({code: 100.0}).values():
+            if amp:
+                first = min(first, offset - TAIL_SIGMAS * sigma)
+                last = max(last, offset + TAIL_SIGMAS * sigma)
+    return float(first), float(last)
+
+
+# ---- rhythm: where the beats fall ------------------------------------------------------------------------
+
+
+def irregular_cycle(rhythm: str, rng: np.random.Generator) -> np.ndarray:
+    """One cycle of an irregular rhythm: IRREGULAR_BEATS RR intervals (s) that sum to exactly DURATION_S, half
+    near each of the two IRREGULAR_RR_S levels (one drawn in each equal stratum of its band, so every cycle holds
+    the same spread), ordered as the rhythm orders them. The three share everything but the order."""
+    m = IRREGULAR_BEATS
+    strata = (np.arange(m // 2) + rng.random((2, m // 2))) / (m // 2) - 0.5  # one per stratum, sorted
+    rr = (np.asarray(IRREGULAR_RR_S)[:, None] + IRREGULAR_BAND_S * strata).ravel()  # short half, long half
+    rr += DURATION_S / m - rr.mean()  # the period is exactly the record's length
+    # SVARR: at random, but in neither BIGU's pattern nor SARRH's, so that no record is of two classes at once:
+    # more than 2 changes between short and long around the cycle, fewer than m.
+    while rhythm == "SVARR":
+        order = rng.permutation(m)
+        is_long = order >= m // 2
+        if 2 < np.sum(is_long != np.roll(is_long, 1)) < m:
+            return rr[order]
+    if rhythm == "BIGU":  # shorter half and longer half alternate, each half in random order
+        return np.column_stack([rng.permutation(rr[: m // 2]), rng.permutation(rr[m // 2 :])]).ravel()
+    if rhythm == "SARRH":  # up through every other stratum, back down through the others
+        return np.concatenate([rr[0::2], rr[1::2][::-1]])
+    raise ValueError(f"not an irregular rhythm: {rhythm!r}")
+
+
+def beat_times(rhythm: str, rng: np.random.Generator) -> np.ndarray:
+    """R-peak times (s) of a record, including the beats just outside it whose waves reach into it.
+
+    Sinus rhythm: a steady rate with the small beat-to-beat variation of SR. An irregular rhythm repeats its
+    cycle, whose period is the record's length, from a uniformly random phase: each record holds every interval
+    of its cycle once, the one across the record's start and end split in two, in whichever rhythm."""
+    lo, hi = -0.6, DURATION_S + 0.6  # beyond these a beat is invisible (beat_support)
+    if rhythm == "SR":
+        rr0 = rng.uniform(*SR_RR_S)
+        n = int((hi - lo) / (0.5 * rr0)) + 2
+        rr = rr0 * (1 + rng.normal(0, SR_JITTER, n))
+        t = lo - rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
+    else:
+        rr = np.tile(irregular_cycle(rhythm, rng), 3)
+        t = np.concatenate([[0.0], np.cumsum(rr)]) - DURATION_S - rng.uniform(0, DURATION_S)
+    return t[(t > lo) & (t < hi)]
 
 
 @dataclass(frozen=True)
@@ -170,42 +278,14 @@ class Acquisition:
 SHIFTED = Acquisition(gain=1.35, noise_mv=0.045, wander_mv=0.45)
 
 
-def render(
-    codes: dict[str, float], fs: int, rng: np.random.Generator, acq: Acquisition = Acquisition()
-) -> np.ndarray:
-    """One 10 s, 12-lead record in mV, shape (12, fs * 10)."""
-    n = fs * DURATION_S
-    rhythm = next(c for c in codes if c in RHYTHMS)
-    rr0 = 60.0 / rng.uniform(*RATE_BPM)
-    # R-peak times, starting before the record so that it opens mid-rhythm.
-    rr = rr_intervals(rhythm, rr0, int(DURATION_S / (rr0 * (1 - IRREGULARITY))) + 4, rng)
-    times = -rng.uniform(0, rr0) + np.concatenate([[0.0], np.cumsum(rr)])
-    times = times[times < DURATION_S + 0.5]
-    pr = rng.uniform(0.22, 0.28) if "1AVB" in codes else rng.uniform(0.13, 0.19)
-
-    # This record's beat template: waves modified by its diagnoses, with individual variation.
-    waves = {k: list(v) for k, v in WAVES.items()}
-    if "CLBBB" in codes:
-        waves["R"][1] *= 2.2
-        waves["S"][0] += 0.03
-        waves["S"][1] *= 1.8
-        waves["R"][3] = (0.8, 0.4, 0.0)
-    if "LVH" in codes:
-        waves["R"][2] *= 1.5
-        waves["S"][2] *= 1.4
-    if "IMI" in codes:
-        waves["Q"][2] = -0.3
-        waves["Q"][1] = 0.014
-        waves["Q"][3] = (0.0, 1.0, 0.0)
-    if "ISCAL" in codes:
-        waves["ST"][2] = -0.1
-    if "NDT" in codes:
-        waves["T"][2] = -0.08
+def _templates(codes: dict[str, float], fs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """This record's QRS-T and P templates, (12, 2 * half) each, centred on the R peak and the P peak: waves
+    modified by its diagnoses, with individual variation."""
     scale = rng.uniform(0.8, 1.2)
     half = int(0.55 * fs)
     tt = np.arange(-half, half) / fs
     qrst = np.zeros((12, tt.size))
-    for offset, sigma, amp, direction in waves.values():
+    for offset, sigma, amp, direction in waves(codes).values():
         if amp == 0:
             continue
         d = _unit(np.asarray(direction) + rng.normal(0, 0.1, 3))
@@ -214,7 +294,19 @@ def render(
         qrst += np.outer(AXES @ d, shape)
     p_sigma, p_amp, p_dir = P_WAVE
     p_wave = np.outer(AXES @ _unit(p_dir), p_amp * np.exp(-0.5 * (tt / p_sigma) ** 2))
+    return qrst, p_wave
 
+
+def render(
+    codes: dict[str, float], fs: int, rng: np.random.Generator, acq: Acquisition = Acquisition()
+) -> np.ndarray:
+    """One 10 s, 12-lead record in mV, shape (12, fs * 10)."""
+    n = fs * DURATION_S
+    rhythm = next(c for c in codes if c in RHYTHMS)
+    times = beat_times(rhythm, rng)
+    pr = rng.uniform(*(PR_1AVB_S if "1AVB" in codes else PR_S))
+    qrst, p_wave = _templates(codes, fs, rng)
+    half = qrst.shape[1] // 2
     # Padded by a template's width on each side, so beats that straddle the record's edges fit.
     x = np.zeros((12, n + 4 * half))
     for r in times:
