@@ -52,6 +52,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from ecg_crnn.config import load_params
 from ecg_crnn.errors import EcgCrnnError
 from ecg_crnn.grid import progress, slots
+from ecg_crnn.grid.job import UPSTREAM
 from ecg_crnn.grid.snapshot import (
     drop,
     git_env,
@@ -362,8 +363,8 @@ def grid_flow(repo: str = ".", params_path: str = "params.yaml", workdir: str | 
             "(`dvc remote add -d store s3://bucket/prefix`; see the README)"
         )
     # 1. The data the models need, reproduced here and pushed for the workers.
-    _run(["dvc", "repro", "bootstrap"], repo_path, timeout_s=long)
-    _run(["dvc", "push", "download", "filter", "segment", "bootstrap"], repo_path, timeout_s=long)
+    _run(["dvc", "repro", *UPSTREAM], repo_path, timeout_s=long)
+    _run(["dvc", "push", "download", "noise", "filter", "segment", "bootstrap"], repo_path, timeout_s=long)
     stages = list(pending_stages(repo_path))
     logger.info(f"{len(stages)} models to train and evaluate on work pool {cfg.work_pool!r}")
     attempts = _on_the_pool(repo_path, params_path, cfg, stages, workdir, logger) if stages else {}

@@ -474,10 +474,9 @@ def test_a_pinned_listing_catches_a_self_consistent_mirror(synthetic_copy, tmp_p
 
 
 def _nstdb():
-    from ecg_crnn.data.datasets import exact_files
-    from ecg_crnn.robustness.nstdb import FILES, MAX_BYTES, SUMS_MAX_BYTES
+    from ecg_crnn.data.datasets import NSTDB_FILES, nstdb
 
-    return exact_files("nstdb", MAX_BYTES, SUMS_MAX_BYTES), FILES
+    return nstdb(), NSTDB_FILES
 
 
 def test_nstdb_downloads_through_the_same_mechanism(synthetic_dir, tmp_path):

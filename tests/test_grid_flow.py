@@ -14,6 +14,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
 
+from ecg_crnn.layout import RunKey
+from ecg_crnn.stages.train import run_label
+
 from .helpers.params import GRID, set_params
 from .helpers.paths import REPO
 from .helpers.processes import kill_tree, run, start_workers, stop_group
@@ -35,7 +38,14 @@ def _training_run(workers: list[subprocess.Popen], resume_root: Path):
         if "train" not in cmd or "--out" not in cmd or not any("ecg-crnn" in c for c in cmd):
             continue
         out = cmd[cmd.index("--out") + 1]
-        label = f"{cmd[cmd.index('train') + 1]}-{float(cmd[cmd.index('--window') + 1]):g}s-seed{cmd[cmd.index('--seed') + 1]}"
+        key = RunKey(
+            cmd[cmd.index("train") + 1],
+            float(cmd[cmd.index("--window") + 1]),
+            int(cmd[cmd.index("--seed") + 1]),
+            int(cmd[cmd.index("--rotation") + 1]),
+            float(cmd[cmd.index("--fraction") + 1]),
+        )
+        label = run_label(key)
         found = list(
             resume_root.glob(f"{label}-*/checkpoint.pt")
         )  # the run's folder, named by its fingerprint
@@ -79,6 +89,9 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
         pool,
         {
             **GRID,
+            # one architecture of the small grid (4 models: enough for two workers, one killed mid-training);
+            # its models are the local run's, byte for byte
+            "study.architectures": ["cnn_bilstm1"],
             "grid.work_pool": "grid-test",
             "grid.resume_root": str(tmp_path / "shared-resume"),
             "grid.stale_after_s": 61,
@@ -129,13 +142,20 @@ def test_grid_on_a_pool_with_a_killed_worker_equals_a_local_repro(
                 stop_group(w)
     assert "1 resubmitted" in out and "0 trained here" in out, out[-2000:]
     assert "Data and pipelines are up to date" in run(["dvc", "status"], pool).stdout
-    # The killed stage resumed its shared checkpoint on the other worker (models/WINDOWs/ARCH/seedSEED).
-    window, arch, seed = killed.parts[-3:]
-    stage = f"evaluate@{arch}-{window.removesuffix('s')}-{seed.removeprefix('seed')}"
+    # The killed stage resumed its shared checkpoint on the other worker (models/WINDOWs/ARCH/fracF/rotR/seedS).
+    window, arch, fraction, rotation, seed = killed.parts[-5:]
+    stage = RunKey(
+        arch,
+        float(window.removesuffix("s")),
+        int(seed.removeprefix("seed")),
+        int(rotation.removeprefix("rot")),
+        float(fraction.removeprefix("frac")),
+    ).stage("evaluate")
     assert any("resuming after epoch" in line for line in _logs_of(stage, env)), stage
-    # Same files as the local run: every output of the data, train and evaluate stages, byte for byte.
+    # Same files as the local run: every output of the data, train, evaluate and robustness stages, byte for byte.
     pool_hashes = lock_hashes(pool)
-    compared = [p for p in local_hashes if not p.startswith("reports") and not p.endswith(TIMING)]
-    assert len(compared) >= 3 + 1 + 8 * 2 + 8  # data stages, bootstrap, 8 models (2 files), 8 evaluations
-    assert {p: pool_hashes.get(p) for p in compared} == {p: local_hashes[p] for p in compared}
+    compared = [p for p in pool_hashes if not p.startswith("reports") and not p.endswith(TIMING)]
+    # data stages (PTB-XL, nstdb, filtered, segmented), bootstrap, 4 models (2 files), 4 evaluations, 4 robustness
+    assert len(compared) == 4 + 1 + 4 * 2 + 4 + 4
+    assert {p: pool_hashes[p] for p in compared} == {p: local_hashes.get(p) for p in compared}
     assert (pool / "reports/study/report.html").is_file()

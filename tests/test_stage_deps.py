@@ -64,11 +64,13 @@ def test_every_stage_lists_exactly_the_code_it_runs(study_copy, tmp_path):
     stages = _stages(study_copy)
     assert set(stages) == {
         "download",
+        "noise",
         "filter",
         "segment",
         "train",
         "bootstrap",
         "evaluate",
+        "robustness",
         "cost",
         "drift",
         "drift_predictions",

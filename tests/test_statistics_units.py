@@ -122,6 +122,10 @@ def test_pairing_cancels_what_models_share_and_a_model_against_itself_is_exact()
     assert paired < alone / 50
     same = estimate([(1, a), (-1, a)])
     assert same.point == 0 and same.se == 0 and p_values(same, 0.005).difference == 1.0
+    said = verdict(same, 0.005, 0.05)
+    assert not (said.better or said.equivalent) and said.wording.startswith(
+        "inconclusive: no variation measured"
+    )
 
 
 def test_per_class_contrast_applies_the_rare_class_correction_and_floor():

@@ -15,6 +15,8 @@ import yaml
 from ecg_crnn.artifact import load_model_file
 from ecg_crnn.data.windows import eval_starts
 from ecg_crnn.inference import read_record
+from ecg_crnn.layout import RunKey
+from ecg_crnn.markup import md_escape
 
 from .helpers.params import GRID, set_params
 from .helpers.processes import run
@@ -42,9 +44,9 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     project, _, first_run = local_grid
     assert "No file hash info found" not in first_run and "It won't be created" not in first_run
     stages = run(["dvc", "stage", "list", "--name-only"], project).stdout.split()
-    assert {
-        f"train@{a}-{w}-{s}" for a in ("cnn", "cnn_bilstm1") for w in ("2.5", "10") for s in (0, 1)
-    } <= set(stages)
+    keys = [RunKey(a, w, s) for a in ("cnn", "cnn_bilstm1") for w in (2.5, 10.0) for s in (0, 1)]
+    assert {k.stage(kind) for k in keys for kind in ("train", "evaluate", "robustness")} <= set(stages)
+    assert {"download", "noise", "filter", "segment", "bootstrap", "compare"} <= set(stages)
     for a in ("cnn", "cnn_bilstm1"):
         for w in ("2.5s", "10s"):
             for s in (0, 1):
@@ -58,7 +60,9 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
                 assert 0 <= metrics["macro_auroc"] <= 1 and metrics["seed"] == s
             assert json.loads((project / "evaluation" / w / a / "cost.json").read_text())["params"] > 0
     report = project / "reports" / "study"
-    for name in ("depth", "context", "frontier", "per_class_auroc", "roc", "schedule"):
+    # the robustness curves too (the stage ran for every model), and the generalization gaps (training subset scored)
+    drawn = ("depth", "context", "frontier", "per_class_auroc", "roc", "schedule", "robustness", "gaps")
+    for name in drawn:
         assert (report / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (report / "report.md").read_text()
     for section in (
@@ -72,7 +76,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     assert md.count("@ 2.5 s") and md.count("@ 10 s")
     assert "too small or too short to support conclusions" in md  # 2 epochs, a test fold of ~30 records
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6  # self-contained
+    assert html.count("data:image/png;base64,") == len(drawn) == len(list((report / "plots").iterdir()))
     summary = json.loads((report / "summary.json").read_text())
     assert set(summary["models"]) == {f"{a} @ {w} s" for a in ("cnn", "cnn_bilstm1") for w in ("2.5", "10")}
     for m in summary["models"].values():  # every interval contains its point
@@ -135,7 +139,7 @@ def test_study_on_real_records_then_predict_and_export(project, shared_ptbxl, tm
     _small(project, **{"train.epochs": 2, "study.windows": [2.5], "train.seeds": [0, 1, 2]})
     run(["dvc", "repro"], project)
     md = (project / "reports" / "study" / "report.md").read_text()
-    assert f"{shared_ptbxl}, 100 Hz" in md and "3 seeds (0, 1, 2)" in md
+    assert f"{md_escape(str(shared_ptbxl))}, 100 Hz" in md and "3 seeds (0, 1, 2)" in md
     assert "Classes without a positive in the test fold** (left out of macro-AUROC and macro-AUPRC): " in md
     assert "The test fold has only 64 records" in md
 
@@ -239,10 +243,12 @@ PLANTED = {
     "study.architectures": ["cnn", "cnn_lstm1", "cnn_bilstm1"],
     "study.reference": "cnn_bilstm1",
     "study.windows": [2.5, 10],
-    # One seed selects, three confirm: a confirmation contrast's seed part rests on 2 degrees of freedom per model
-    # (with two confirmation seeds, on one, and Student's t at the per-hypothesis level is then in the hundreds).
+    # One seed selects, three confirm: a confirmation contrast's seed part then rests on 2 degrees of freedom per
+    # model. With two confirmation seeds (1 each), Student's t at the per-hypothesis level (~0.0025) is in the
+    # hundreds, and even a +0.26 rhythm gain was measured "inconclusive: resolves 1.5 or more".
     "train.seeds": [0, 1, 2, 3],
     "study.selection_seeds": 1,
+    "train.train_score_records": 0,  # no generalization gap to measure here: a third less training time
     # The planted question, stated before the run: does recurrence help, where (per label family), and does its
     # help grow with context. Classes come after, with the rest of alpha.
     "study.hypotheses": {
@@ -279,6 +285,8 @@ def test_the_report_recovers_the_planted_answer(tmp_path, write_params):
     from .helpers.stages import run_study
 
     p = load_params(write_params(PLANTED))
+    # 4,000 records: with 2,500 or 3,000 a seed now and then learned a morphology class late (HYP, STTC), and
+    # their equivalence was no longer established; with 4,000 every morphology family was equivalent within 0.01
     write_synthetic(tmp_path / "raw", 4000, seed=11, progress=False)
     run_study(p, tmp_path / "raw", tmp_path)
     summary = json.loads((tmp_path / "reports/study/summary.json").read_text())
@@ -287,24 +295,30 @@ def test_the_report_recovers_the_planted_answer(tmp_path, write_params):
     # The choice was made on the selection seed, the claims rest on the other three.
     assert summary["selection_seeds"] == [0] and summary["confirmation_seeds"] == [1, 2, 3]
     assert summary["best_recurrent"]["10"] in ("cnn_lstm1", "cnn_bilstm1")
-    # Recurrence helps the rhythm family at 10 s, significantly, by far (measured: +0.25 to +0.30 mean per-class
-    # AUROC; the CNN alone is near chance among the three irregular rhythms there), and each rhythm class ...
+    # Recurrence helps the rhythm family at 10 s, significantly at its level (a primary hypothesis), by far
+    # (measured: +0.28, 95% CI [+0.24, +0.32]; the CNN alone is near chance among the three irregular rhythms) ...
     rhythm = tests["label_families/10/rhythm"]
     assert rhythm["better"] and rhythm["ci"][0] > 0.1, rhythm
+    # ... and each rhythm class by a large estimated gain (measured +0.24 to +0.32; per class the claims are
+    # secondary, with little alpha left, so the check is on the estimate and its 95% interval, not the verdict) ...
     for c in RHYTHM:
-        assert tests[f"classes/10/{c}"]["difference"] > 0.1, (c, tests[f"classes/10/{c}"])
+        t = tests[f"classes/10/{c}"]
+        assert t["difference"] > 0.1 and t["ci"][0] > 0, (c, t)
     # ... more than at 2.5 s, where a window holds about two intervals, whose composition the CNN sees too: the
-    # value of recurrence grows with context, on the primary endpoint too (3 of its ~20 classes are rhythms) ...
+    # value of recurrence grows with context, on the primary endpoint too (3 of its ~20 classes are rhythms;
+    # measured +0.071, 95% CI [+0.058, +0.084]) ...
     assert rhythm["difference"] > tests["label_families/2.5/rhythm"]["difference"] + 0.1
     growth = tests["context/best"]
-    assert growth["better"] and growth["difference"] > 0.01, growth
+    assert growth["better"] and growth["difference"] > 0.02, growth
     # ... and the report says so.
     line = md.split("**Where recurrence helps, by label family**, 10 s")[1].splitlines()[0]
     assert re.search(r"better: [^;]*\brhythm \+0\.[1-9]", line), line
     # It helps neither the morphology families (their cue is in every single beat) nor NORM (a normal ECG needs
-    # sinus rhythm, whose rate shows in any single interval). Measured: every |difference| under 0.003.
+    # sinus rhythm, whose rate shows in any single interval): each is shown equivalent within the 0.01 margin
+    # (study.margins.macro_auroc), a test at its level, not an absence of significance. Measured: every
+    # difference within +-0.0006, every 95% interval within +-0.0021.
     for family in ("MI", "HYP", "CD", "STTC", "NORM"):
         for w in ("2.5", "10"):
             t = tests[f"label_families/{w}/{family}"]
-            assert not t["better"] and abs(t["difference"]) < 0.01, (family, w, t)
+            assert t["equivalent"] and abs(t["difference"]) < 0.005, (family, w, t)
     assert summary["family_order"][0] == "rhythm"  # ranked first on the validation fold

@@ -72,7 +72,9 @@ def test_short_training_learns_well_above_chance(data):
     # beats, need a longer one (the planted-truth study test checks them with its own budget).
     auc = auroc_per_class(test.y, predict_proba(model, test.x, data.eval_starts, data.window))
     morphology = [a for c, a in zip(data.classes, auc, strict=True) if data.families[c] != "rhythm"]
-    assert len(morphology) == 7 and min(morphology) > 0.85 and np.mean(morphology) > 0.93, morphology
+    # A class has 5-9 positives among the 78 test records, so one AUROC moves by up to 0.2 with one misranked
+    # positive: measured, means 0.93-0.99 and minima 0.70-0.96 over seeds and thread counts (chance: 0.5).
+    assert len(morphology) == 7 and min(morphology) > 0.6 and np.mean(morphology) > 0.9, morphology
     assert figures["macro_auroc"] > 0.7, figures  # chance is 0.5
 
 

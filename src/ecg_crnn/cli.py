@@ -31,6 +31,12 @@ def _download(args) -> None:
     download.run(load_params(args.params), download.Paths(args.out), progress=not args.quiet)
 
 
+def _download_noise(args) -> None:
+    from .stages import noise
+
+    noise.run(load_params(args.params), noise.Paths(args.out), progress=not args.quiet)
+
+
 def _filter(args) -> None:
     from .stages import filter
 
@@ -43,13 +49,19 @@ def _segment(args) -> None:
     segment.run(load_params(args.params), segment.Paths(args.filtered, args.out))
 
 
-def _train(args) -> None:
+def _recipe_file(args) -> Path | None:
+    """--recipe: named, it must exist; not named, recipe.yaml beside the params file when there is one, else None
+    (params.yaml's shared default for every architecture)."""
     from .recipe import recipe_beside
+
+    recipe = args.recipe or recipe_beside(args.params)
+    return recipe if args.recipe or recipe.is_file() else None
+
+
+def _train(args) -> None:
     from .stages import train
 
-    # Named: it must exist. Not named: recipe.yaml beside the params file when there is one, else the default.
-    recipe = args.recipe or recipe_beside(args.params)
-    recipe = recipe if args.recipe or recipe.is_file() else None
+    recipe = _recipe_file(args)
     paths = train.Paths(args.filtered, args.segmented, args.out, args.resume_dir, recipe)
     train.run(load_params(args.params), _key(args), paths, progress=not args.quiet)
 
@@ -71,7 +83,7 @@ def _robustness(args) -> None:
     from .stages import robustness
 
     paths = robustness.Paths(
-        args.filtered, args.segmented, args.models, args.evaluation, args.bootstrap, args.out
+        args.filtered, args.segmented, args.models, args.evaluation, args.bootstrap, args.out, args.noise
     )
     robustness.run(load_params(args.params), _key(args), paths)
 
@@ -97,6 +109,7 @@ def _compare(args) -> None:
         args.drift,
         args.prediction_drift,
         args.robustness,
+        _recipe_file(args),
     )
     compare.run(load_params(args.params), paths)
 
@@ -278,6 +291,14 @@ COMMANDS = [
         ],
     ),
     (
+        "download-noise",
+        "fetch and verify nstdb's noise records from robustness.noise_source (unset: nothing to fetch)",
+        _download_noise,
+        [
+            _path("--out", layout.NOISE, "where the noise records go"),
+        ],
+    ),
+    (
         "filter",
         "aggregate labels of filter.task and cache the records' signals",
         _filter,
@@ -353,6 +374,11 @@ COMMANDS = [
             _path("--evaluation", layout.EVALUATION, "the evaluate stages' outputs (thresholds)"),
             _path("--bootstrap", layout.BOOTSTRAP, "patient resamples (one file per rotation)"),
             _path("--out", None, "output directory (default: robustness/WINDOWs/ARCH/fracF/rotR/seedS)"),
+            _path(
+                "--noise",
+                layout.NOISE,
+                "the noise stage's nstdb copy (read when robustness.noise_source is set)",
+            ),
         ],
     ),
     (
@@ -385,6 +411,12 @@ COMMANDS = [
                 "the prediction drift report, linked if present",
             ),
             _path("--robustness", layout.ROBUSTNESS, "the robustness stages' outputs, reported if present"),
+            _path(
+                "--recipe",
+                None,
+                "the recipe the train stages read, shown per model (default: recipe.yaml beside --params if it "
+                "exists; else params.yaml's shared default)",
+            ),
         ],
     ),
     (

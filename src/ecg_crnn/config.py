@@ -269,7 +269,7 @@ class DriftSettings(Section):
 
 class RobustnessSettings(Section):
     seed: NonNegative = 0
-    noise_source: str | None = None
+    noise_source: str | None = None  # where the noise stage downloads nstdb from; None: synthetic generators
     snr_per: Literal["lead", "record"] = "lead"
     # name -> severities; the names and what a severity may be are checked when the robustness stage starts
     corruptions: dict[str, list[float]] = {
@@ -285,6 +285,11 @@ class RobustnessSettings(Section):
         "gain": [0.5, 2.0],
         "time_shift": [0.1, 0.5],
     }
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets(self, "robustness", ("noise_source",))
+        return self
 
 
 class StorageSettings(Section):

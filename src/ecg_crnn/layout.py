@@ -17,6 +17,7 @@ from .errors import EcgCrnnError
 from .registry import get_architecture
 
 RAW = Path("data/raw/ptbxl")
+NOISE = Path("data/raw/nstdb")  # the noise stage's copy of nstdb (robustness.noise_source)
 FILTERED = Path("data/filtered")
 SEGMENTED = Path("data/segmented")
 MODELS = Path("models")

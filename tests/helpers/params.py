@@ -15,6 +15,8 @@ SMALL = {
     "train.batch_size": 32,
     "evaluate.bootstrap": 50,
     "evaluate.latency_runs": 3,
+    # two of the robustness stage's conditions (an additive noise and a lead loss) instead of all 27
+    "robustness.corruptions": {"gaussian": [12.0], "lead_loss_random": [3.0]},
 }
 
 # The small grid of the study tests: 2 architectures x 2 windows x 2 seeds, tiny models, 3 epochs (long

@@ -33,6 +33,7 @@ from .overfitting import gap_estimate, seed_values
 from .power import Components, SeedPlan, minimal_detectable_effect, plan_seeds, power
 from .results import PRIMARY, Key, Model
 from .rotation import pool_folds
+from .selection import SeedSplit, choose, split_seeds
 
 ENDPOINT = "primary"  # the primary endpoint's figure name: macro-AUROC over the well-estimated classes
 
@@ -106,6 +107,14 @@ class StudyResult:
         default_factory=dict
     )  # share -> model -> primary figure
     gaps: dict[Key, dict[str, ModelFigure]] = field(default_factory=dict)  # model -> gap_kept, gap_last, fall
+    # the chosen models' (best, best per window, best recurrent) figures on the confirmation seeds only
+    confirmed: dict[Key, dict[str, ModelFigure]] = field(default_factory=dict)
+
+    def headline(self, key: Key, figure: str) -> ModelFigure:
+        """A chosen model's figure on the confirmation seeds (the selection seeds chose it on validation, and their
+        seed quality carries over to the test fold: with them its figure would be flattered); any other
+        model's on every seed."""
+        return self.confirmed.get(key, self.figures[key])[figure]
 
     def interval(self, key: Key, figure: str) -> tuple[float, float]:
         i = self.figures[key][figure].interval
@@ -250,23 +259,41 @@ def seed_split(params: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(selection, confirmation) seeds; with study.selection_seeds 0 every seed does both (a demonstration
     setting: choices then reuse the seeds that confirm them, and the report says so)."""
     seeds, n = tuple(params.train.seeds), params.study.selection_seeds
-    return (seeds, seeds) if n == 0 else (seeds[:n], seeds[n:])
+    if n == 0:
+        return seeds, seeds
+    split = split_seeds(
+        seeds, n
+    )  # the split the selection simulation checks (tests/test_statistics_simulation.py)
+    return split.selection, split.confirmation
 
 
 # ---- the choices, on the selection seeds' validation figures ---------------------------------------------
 
 
 def _choices(by_rotation: dict[int, dict[Key, Model]], windows: list[float], selection: tuple[int, ...]):
+    """The best model, the best per window and the best recurrent model per window, each by selection.choose
+    (the rule the selection simulation checks) on the selection seeds' validation macro-AUROC, averaged over the
+    rotations (one choice for all of them)."""
     models = next(iter(by_rotation.values()))
-    score = {k: float(np.mean([ms[k].val_of(selection) for ms in by_rotation.values()])) for k in models}
-    best = max(models, key=lambda k: score[k])
+    k = len(selection)
+    runs = {
+        key: SeedRuns(
+            tuple(selection),
+            np.zeros(k),
+            np.zeros((k, 1)),
+            val=np.array([np.mean([ms[key].val_of([s]) for ms in by_rotation.values()]) for s in selection]),
+        )
+        for key in models
+    }
+    split = SeedSplit(tuple(selection), ())
+    best = choose(runs, list(models), split)
     per_window, recurrent = {}, {}
     for w in windows:
-        in_window = [k for k in models if k[1] == w]
-        per_window[w] = max(in_window, key=lambda k: score[k])
-        rnn = [k for k in in_window if k[0] != "cnn"]
+        in_window = [key for key in models if key[1] == w]
+        per_window[w] = choose(runs, in_window, split)
+        rnn = [key for key in in_window if key[0] != "cnn"]
         if rnn:
-            recurrent[w] = max(rnn, key=lambda k: score[k])
+            recurrent[w] = choose(runs, rnn, split)
     return best, per_window, recurrent
 
 
@@ -649,6 +676,13 @@ def _robust_figures(m: Model) -> list[str]:
     )
 
 
+def _confirmed(runs: _Runs, chosen: set[Key], confirmation, seeds) -> dict[Key, dict[str, ModelFigure]]:
+    """The chosen models' figures on the confirmation seeds; none when every seed both chose and confirms."""
+    if tuple(confirmation) == tuple(seeds):
+        return {}
+    return {k: {f: _figure(runs, k, f, tuple(confirmation)) for f in (ENDPOINT, *TESTED)} for k in chosen}
+
+
 def _figure(runs: _Runs, key: Key, figure: str, seeds: tuple[int, ...]) -> ModelFigure:
     est = runs.estimate([(1.0, key)], figure, seeds)
     sds = [runs.get(key, figure, seeds, r).figure().std(ddof=1) for r in runs.by_rotation]
@@ -688,6 +722,7 @@ def analyse(models, params: Params, fractions: dict | None = None) -> StudyResul
         k: {f: _figure(runs, k, f, seeds) for f in (ENDPOINT, *TESTED, *_robust_figures(m))}
         for k, m in first_models.items()
     }
+    confirmed = _confirmed(runs, {best, *per_window.values(), *best_recurrent.values()}, confirmation, seeds)
     return StudyResult(
         params,
         first_models,
@@ -706,6 +741,7 @@ def analyse(models, params: Params, fractions: dict | None = None) -> StudyResul
         by_rotation,
         _curve_figures(curves, fractions, seeds) if curves else {},
         _gap_figures(by_rotation, seeds),
+        confirmed,
     )
 
 

@@ -107,8 +107,13 @@ def verdict(
     # equivalence implies non-inferiority (its null contains the other's), so the weaker claim follows
     noninferior = noninferior or equivalent
     mde = minimal_detectable_effect(est.se, est.df, level, power) if level > 0 else np.inf
+    said = wording(better, worse, noninferior, equivalent, margin, mde)
+    if (
+        est.se == 0 and level > 0
+    ):  # e.g. both models perfect on every seed and resample: a "resolves 0" is no claim
+        said = "inconclusive: no variation measured (every seed and resample gave the same value), nothing to test"
     return Verdict(
-        wording(better, worse, noninferior, equivalent, margin, mde),
+        said,
         better,
         worse,
         noninferior,

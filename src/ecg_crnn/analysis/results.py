@@ -141,8 +141,11 @@ def _read_seed(key: RunKey, evaluation: Path, models: Path) -> _Seed:
             resamples = {k: npz[k] for k in npz.files}
         with np.load(ev / "predictions.npz") as npz:
             predictions = {k: npz[k] for k in npz.files}
-        per_class = pd.read_csv(ev / "per_class.csv")
-        history = pd.read_csv(md / "history.csv")
+        # round_trip: pandas' default float parser can miss the written value by one unit in the last place; the
+        # figures read here must be the ones the stages computed (the robustness stage's clean condition is
+        # checked against them bit for bit)
+        per_class = pd.read_csv(ev / "per_class.csv", float_precision="round_trip")
+        history = pd.read_csv(md / "history.csv", float_precision="round_trip")
     except FileNotFoundError as exc:
         raise EcgCrnnError(
             f"{exc.filename}: missing (train and evaluate {key.arch} at {key.window:g} s, seed {key.seed})"

@@ -110,6 +110,24 @@ def ptbxl(sampling_rate: int) -> Dataset:
     )
 
 
+# The MIT-BIH Noise Stress Test Database 1.0.0: the robustness stage's real noise (robustness/nstdb.py reads it).
+# Its three noise records, 2 channels at 360 Hz in format 212, 650,000 samples each: a .dat packs two 12-bit
+# samples into 3 bytes, so 650,000 x 2 x 1.5 = 1,950,000 bytes exactly (capped at 2,000,000); a header is three
+# short lines. Its SHA256SUMS.txt lists ~100 files of ~80 bytes a line.
+NSTDB_BASE_URL = "https://physionet.org/files/nstdb/1.0.0/"
+NSTDB_RECORDS = ("bw", "em", "ma")  # baseline wander, electrode motion, muscle artifact
+NSTDB_FILES = tuple(f"{record}.{ext}" for record in NSTDB_RECORDS for ext in ("hea", "dat"))
+NSTDB_FS, NSTDB_N_SIGNALS, NSTDB_N_SAMPLES = 360, 2, 650_000
+NSTDB_DAT_BYTES = NSTDB_N_SAMPLES * NSTDB_N_SIGNALS * 3 // 2
+NSTDB_MAX_BYTES = {name: (2_000_000 if name.endswith(".dat") else 4 * KIB) for name in NSTDB_FILES}
+NSTDB_SUMS_MAX_BYTES = 64 * KIB
+
+
+def nstdb() -> Dataset:
+    """nstdb's three noise records (six files), each with its cap."""
+    return exact_files("nstdb", NSTDB_MAX_BYTES, NSTDB_SUMS_MAX_BYTES)
+
+
 def exact_files(name: str, max_bytes: Mapping[str, int], listing_max_bytes: int) -> Dataset:
     """A dataset of a fixed set of top-level files with their caps (e.g. nstdb's bw/em/ma records)."""
     return Dataset(

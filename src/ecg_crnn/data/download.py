@@ -105,7 +105,7 @@ def _fetch_listing(plan: _Plan, pinned: str | None) -> str:
     except SourceUnreachable as exc:
         hint = f" {plan.dataset.unreachable_hint}" if plan.dataset.unreachable_hint else ""
         raise SourceUnreachable(
-            f"download.source: {plan.source.description} is unreachable ({exc}).{hint}"
+            f"{getattr(plan.source, 'key', 'download.source')}: {plan.source.description} is unreachable ({exc}).{hint}"
         ) from None
     got = hashlib.sha256(data).hexdigest()
     if pinned is not None and got != pinned.lower():

@@ -93,8 +93,9 @@ def _session():
 class HttpSource:
     """PhysioNet or any HTTP(S) mirror that serves the dataset's tree under one base URL."""
 
-    def __init__(self, base_url: str, timeout_s: float):
+    def __init__(self, base_url: str, timeout_s: float, key: str = "download.source"):
         self.base_url = base_url.rstrip("/") + "/"
+        self.key = key
         self.description = redact(self.base_url)  # what messages name; params.yaml refuses credentials anyway
         self.timeout_s = timeout_s
         self._local = threading.local()  # one keep-alive session per download thread

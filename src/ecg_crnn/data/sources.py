@@ -51,6 +51,7 @@ _CHUNK = 1 << 20
 
 class Source(Protocol):
     description: str
+    key: str  # the parameter that named it, for messages: download.source, robustness.noise_source
 
     def fetch(self, relpath: str, out: BinaryIO, bounds: Bounds) -> None: ...
 
@@ -58,10 +59,10 @@ class Source(Protocol):
 
 
 class LocalSource:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, key: str = "download.source"):
         if not root.is_dir():
-            raise EcgCrnnError(f"download.source: {root} is not a directory")
-        self.root = root
+            raise EcgCrnnError(f"{key}: {root} is not a directory")
+        self.root, self.key = root, key
         self.description = str(root)
 
     def url_of(self, relpath: str) -> str:
@@ -93,10 +94,18 @@ class S3Source:
     """s3://bucket/prefix/ on AWS (PhysioNet's open-data bucket is `s3://physionet-open/ptb-xl/1.0.3/`)
     or on any S3-compatible server given its endpoint URL. Credentials come from boto3's usual chain."""
 
-    def __init__(self, url: str, endpoint_url: str | None, unsigned: bool, timeout_s: float):
+    def __init__(
+        self,
+        url: str,
+        endpoint_url: str | None,
+        unsigned: bool,
+        timeout_s: float,
+        key: str = "download.source",
+    ):
         parsed = urlparse(url)
+        self.key = key
         if not parsed.netloc:
-            raise EcgCrnnError(f"download.source: {url!r} names no bucket (expected s3://bucket/prefix/)")
+            raise EcgCrnnError(f"{key}: {redact(url)!r} names no bucket (expected s3://bucket/prefix/)")
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.endpoint_url = endpoint_url
@@ -170,17 +179,22 @@ class S3Source:
 
 
 def open_source(
-    url: str, s3_endpoint_url: str | None = None, s3_unsigned: bool = True, timeout_s: float = 60.0
+    url: str,
+    s3_endpoint_url: str | None = None,
+    s3_unsigned: bool = True,
+    timeout_s: float = 60.0,
+    key: str = "download.source",
 ) -> Source:
+    """The source `url` names; `key` is the parameter it came from, which every message names."""
     scheme = urlparse(url).scheme
     if scheme in ("http", "https"):
-        return HttpSource(url, timeout_s)
+        return HttpSource(url, timeout_s, key)
     if scheme == "s3":
-        return S3Source(url, s3_endpoint_url, s3_unsigned, timeout_s)
+        return S3Source(url, s3_endpoint_url, s3_unsigned, timeout_s, key)
     if scheme == "file":
-        return LocalSource(Path(urlparse(url).path))
+        return LocalSource(Path(urlparse(url).path), key)
     if scheme == "":
-        return LocalSource(Path(url).expanduser())
+        return LocalSource(Path(url).expanduser(), key)
     raise EcgCrnnError(
-        f"download.source: unsupported scheme {scheme!r} in {url!r} (use https://, s3:// or a path)"
+        f"{key}: unsupported scheme {scheme!r} in {redact(url)!r} (use https://, s3:// or a path)"
     )

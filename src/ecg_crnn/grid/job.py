@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import sys
 
-from ..layout import BOOTSTRAP, FILTERED, SEGMENTED
+from ..layout import BOOTSTRAP, FILTERED, NOISE, SEGMENTED
 
-DATA = [str(FILTERED), str(SEGMENTED), str(BOOTSTRAP)]  # what a model's stages read, from upstream stages
+DATA = [
+    str(FILTERED),
+    str(SEGMENTED),
+    str(BOOTSTRAP),
+    str(NOISE),
+]  # what a model's stages read, from upstream stages
+# The stages that produce DATA (with everything upstream of them), reproduced before any model runs: the bootstrap
+# (after download, filter and segment) and the noise stage (the robustness stages' nstdb copy).
+UPSTREAM = ["bootstrap", "noise"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The local runner, `ecg-crnn grid --jobs N`: the study's stale models trained N at a time on this machine, inside
 DVC's model of the world exactly as the work-pool grid (flows/grid.py) is.
 
-1. The data stages and the bootstrap are reproduced here, in the user's workspace (`dvc repro bootstrap`).
+1. The data stages and the bootstrap are reproduced here, in the user's workspace (`dvc repro bootstrap noise`).
 2. The workspace is snapshotted (snapshot.py: tracked files, dvc.lock, params; never an untracked file).
 3. Every evaluate stage that is not up to date runs, with its train stage, in a light workspace of its own: a git
    worktree of the snapshot whose DVC uses the user's cache (workspaces.py), `dvc checkout` of the data it reads,
@@ -34,6 +34,7 @@ from ..config import load_params
 from ..errors import EcgCrnnError
 from ..stages.train import RESUME_ROOT_ENV
 from . import progress, workspaces
+from .job import UPSTREAM
 from .shell import run
 from .slots import Slot, cpu_cores, describe, plan, visible_gpus
 from .snapshot import Snapshot, drop, pending_stages, snapshot
@@ -206,7 +207,7 @@ def run_grid(repo: Path = Path("."), jobs: int | None = None, say=print) -> dict
         kill_jobs_under(work / "work")  # orphans of a runner that was killed
         workspaces.clear(repo, work / "work")
         say("grid: the data stages and the bootstrap, here")
-        _stream(["dvc", "repro", "bootstrap"], repo, say)
+        _stream(["dvc", "repro", *UPSTREAM], repo, say)
         stages = pending_stages(repo)
         say(f"grid: {len(stages)} models to train and evaluate; {describe(slots, train.threads, cores)}")
         if stages:

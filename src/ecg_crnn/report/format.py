@@ -27,6 +27,12 @@ def ci(st: StudyResult, m: Model, figure: str) -> str:
     return f"{fig(st.point(m.key, figure))} [{fig(lo)}, {fig(hi)}]"
 
 
+def ci_headline(st: StudyResult, m: Model, figure: str) -> str:
+    """ci() of a chosen model on its confirmation seeds (StudyResult.headline)."""
+    x = st.headline(m.key, figure)
+    return f"{fig(x.point)} [{fig(x.interval.lo)}, {fig(x.interval.hi)}]"
+
+
 def p_value(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 

@@ -190,7 +190,7 @@ def report_markdown(st: StudyResult, info: RunInfo, drift: list[str]) -> str:
         'Mean of all seeds [95% CI]; "vs best": the adequacy question (non-inferior to the model chosen on '
         "validation within the margin), on the confirmation seeds.",
         "",
-        table_md(study_table(st)),
+        table_md(study_table(st, info.recipes)),
         "",
         "## The published figures beside this run's",
         "",
@@ -239,7 +239,7 @@ def write_report(
         plots = plots_for(st)
         for name, fn in plots.items():
             fn(st, tmp / "plots" / f"{name}.png")
-        study_table(st).to_csv(tmp / "study.csv", index=False)
+        study_table(st, info.recipes).to_csv(tmp / "study.csv", index=False)
         hypotheses_table(st).to_csv(tmp / "tests.csv", index=False)
         power_table(st).to_csv(tmp / "power.csv", index=False)
         family_table(st).to_csv(tmp / "family_gains.csv", index=False)

@@ -5,7 +5,7 @@ sentence says what the study could have resolved."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from ..metrics import TESTED
 from ..redaction import redact
 from ..registry import RNN_TYPES
 from ..schedule import schedule_epochs
-from .format import NAMES, ci, fig, kilo, plural, signed
+from .format import NAMES, ci_headline, fig, kilo, plural, signed
 from .palette import LABELS
 from .published import published_sentence
 
@@ -47,6 +47,9 @@ class RunInfo:
     sampling_rate: int
     split_records: dict[str, int]
     class_count: int
+    # (architecture, window) -> the recipe its models trained with (recipe.yaml's entry, or the shared default);
+    # empty: every model with params.yaml's shared default
+    recipes: dict = field(default_factory=dict)
 
 
 def seeds_text(seeds) -> str:
@@ -82,7 +85,32 @@ def _data_lines(st: StudyResult, info: RunInfo) -> list[str]:
     ]
 
 
-def _recipe_lines(st: StudyResult) -> list[str]:
+def _optimizer_text(st: StudyResult, info: RunInfo) -> str:
+    """What the models trained with: the shared default, or each (architecture, window)'s tuned recipe."""
+    p = st.params
+    recipes = [info.recipes[k] for k in st.models if k in info.recipes]
+    tuned = [r for r in recipes if r.tuned]
+    shared = f"peak learning rate {p.train.lr:g}, dropout {p.models.dropout:g}, weight decay {p.train.weight_decay:g}"
+    if not tuned:
+        return (
+            f"AdamW at {shared} for every architecture (params.yaml's shared default; recipe.yaml tunes none)"
+        )
+
+    def span(values) -> str:
+        lo, hi = min(values), max(values)
+        return f"{lo:.3g}" if lo == hi else f"{lo:.3g}-{hi:.3g}"
+
+    rest = len(st.models) - len(tuned)
+    return (
+        f"AdamW with each architecture's and window's own recipe, tuned on the validation fold with the same budget "
+        f"for each (recipe.yaml; {len(tuned)} of {len(st.models)} models): peak learning rate "
+        f"{span([r.lr for r in tuned])}, dropout {span([r.dropout for r in tuned])}, weight decay "
+        f"{span([r.weight_decay for r in tuned])}, per model in the study table"
+        + (f"; the other {rest} at the shared default ({shared})" if rest else "")
+    )
+
+
+def _recipe_lines(st: StudyResult, info: RunInfo) -> list[str]:
     p = st.params
     sizes = [m.cost.get("params") for m in st.models.values() if m.cost.get("params")]
     warm, cool = schedule_epochs(p.train)
@@ -103,8 +131,8 @@ def _recipe_lines(st: StudyResult) -> list[str]:
             "units per direction)."
         )
     lines.append(
-        f"- **Recipe**: a budget of {p.train.epochs} epochs for every run; AdamW at peak learning rate "
-        f"{p.train.lr:g}, {warmup_text}constant, then a {cool}-epoch cosine cool-down to zero, "
+        f"- **Recipe**: a budget of {p.train.epochs} epochs for every run; {_optimizer_text(st, info)}; "
+        f"{warmup_text}constant, then a {cool}-epoch cosine cool-down to zero, "
         + stopping
         + "the weights of the best validation epoch are kept (see the schedule plot). Training crops and "
         "test-time windows differ between window lengths (random crops and the aggregate of several windows at "
@@ -171,7 +199,7 @@ def _design_lines(st: StudyResult) -> list[str]:
 
 
 def header(st: StudyResult, info: RunInfo) -> list[str]:
-    return [*_data_lines(st, info), *_recipe_lines(st), *_design_lines(st)]
+    return [*_data_lines(st, info), *_recipe_lines(st, info), *_design_lines(st)]
 
 
 # ---- caveats ----------------------------------------------------------------------------------------------
@@ -225,6 +253,13 @@ def warnings(st: StudyResult, info: RunInfo) -> list[str]:
     if len(st.confirmation) < 3:
         out.append(
             f"Only {plural(len(st.confirmation), 'confirmation seed')}: seed-to-seed variation is barely measured."
+        )
+    rotated = [r for r in p.segment.rotations if r != 0]
+    if rotated and any(r.tuned for r in info.recipes.values()):
+        out.append(
+            f"The recipes were tuned on the configured split; rotation {', '.join(map(str, rotated))} shifts the "
+            "folds, so its test fold holds patients the tuning trained or chose on: for the recipe's choice its "
+            "figures are not out of sample (rotation 0's are)."
         )
     if st.selection == st.confirmation:
         out.append(
@@ -284,11 +319,16 @@ def said(h: Hypothesis) -> str:
 
 def _best(st: StudyResult) -> list[str]:
     best = st.models[st.best]
-    sd = st.figures[st.best][ENDPOINT].seed_sd
+    sd = st.headline(st.best, ENDPOINT).seed_sd
+    seeds = (
+        f"mean of the {plural(len(st.confirmation), 'confirmation seed')} ({seeds_text(st.confirmation)}), SD {sd:.4f}"
+        if st.confirmed
+        else f"mean of {plural(len(best.seeds), 'seed')}, SD {sd:.4f}; the same seeds chose it"
+    )
     return [
         f"- **Best model** (chosen on the validation fold of seeds {seeds_text(st.selection)}): **{best.name}**, "
-        f"primary macro-AUROC {ci(st, best, ENDPOINT)} (mean of {plural(len(best.seeds), 'seed')}, SD {sd:.4f}), "
-        f"macro-AUROC over every scored class {ci(st, best, 'macro_auroc')}; "
+        f"primary macro-AUROC {ci_headline(st, best, ENDPOINT)} ({seeds}), "
+        f"macro-AUROC over every scored class {ci_headline(st, best, 'macro_auroc')}; "
         f"{kilo(best.cost.get('params', 0))} parameters."
     ]
 
@@ -397,9 +437,14 @@ def _smallest_adequate(st: StudyResult) -> list[str]:
         if st.models[_key(st, h.a)].cost.get("params", np.inf) < best.cost.get("params", 0)
     ]
     inconclusive = [h for h in hs if h.verdict.wording.startswith("inconclusive")]
+    # each model counted once: non-inferior (some of them also measurably worse, but within the margin), worse
+    # beyond the margin, inconclusive
+    within = sum(h.verdict.worse for h in adequate)
     tally = (
-        f"{len(adequate)} of {len(hs)} other models shown non-inferior within {margin:g}, "
-        f"{sum(h.verdict.worse for h in hs)} worse, {len(inconclusive)} inconclusive"
+        f"{len(adequate)} of {len(hs)} other models shown non-inferior within {margin:g}"
+        + (f" ({within} of them worse, but within it)" if within else "")
+        + f", {sum(h.verdict.worse and not h.verdict.noninferior for h in hs)} worse beyond it, "
+        f"{len(inconclusive)} inconclusive"
     )
     if smaller:
         s = min(smaller, key=lambda h: st.models[_key(st, h.a)].cost.get("params", np.inf))
@@ -409,11 +454,13 @@ def _smallest_adequate(st: StudyResult) -> list[str]:
             f"{kilo(m.cost.get('params', 0))} parameters against the best's {kilo(best.cost.get('params', 0))} "
             f"({stated(s)}; [adequacy]). Of the others: {tally}."
         ]
-    resolve = min((h.verdict.mde for h in inconclusive), default=np.inf)
+    # what the inconclusive contrasts could resolve, as a range (the best-resolved one alone would flatter the rest)
+    mdes = [h.verdict.mde for h in inconclusive if np.isfinite(h.verdict.mde) and h.verdict.mde > 0]
+    span = "" if not mdes else fig(min(mdes)) if len(mdes) == 1 else f"{fig(min(mdes))} to {fig(max(mdes))}"
     return [
         f"- **No model smaller than the best is shown non-inferior** within {margin:g} primary macro-AUROC "
         f"([adequacy]; {tally}"
-        + (f"; this study resolves differences of {fig(resolve)} or more" if np.isfinite(resolve) else "")
+        + (f"; these contrasts resolve differences of {span} or more" if span else "")
         + ")."
     ]
 

@@ -23,7 +23,8 @@ def _best_last(m) -> str:
     )
 
 
-def study_table(st: StudyResult) -> pd.DataFrame:
+def study_table(st: StudyResult, recipes: dict | None = None) -> pd.DataFrame:
+    """One row per model; `recipes` ((architecture, window) -> Recipe) adds what each trained with."""
     rows = []
     for m in sorted(st.models.values(), key=lambda m: (m.window, m.depth, m.rnn_type)):
         row = {"window": f"{m.window:g} s", "model": m.arch}
@@ -37,6 +38,11 @@ def study_table(st: StudyResult) -> pd.DataFrame:
         row["train s/seed"] = f"{m.cost.get('train_seconds', np.nan):.0f}"
         row["best/last epoch"] = _best_last(m)
         row["vs best"] = st.verdict_against_best(m.key)
+        if recipes and m.key in recipes:
+            r = recipes[m.key]
+            row["recipe"] = f"lr {r.lr:.3g}, dropout {r.dropout:.3g}, wd {r.weight_decay:.3g}" + (
+                " (tuned)" if r.tuned else " (default)"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -14,7 +14,8 @@ pick up muscle noise independently. Offsets are uniform over the resampled recor
 edges; segments of different records may overlap, as a 30-minute record holds only ~180 disjoint 10 s
 segments. The noise is only as varied as those 30 minutes from a few volunteers.
 
-The files the download needs are exactly `FILES`; `MAX_BYTES` bounds each for a size cap. A .dat in
+The noise stage downloads exactly `FILES` (data/datasets.py, where nstdb's layout is said); `MAX_BYTES` bounds each
+for a size cap. A .dat in
 format 212 packs two 12-bit samples into 3 bytes: 650,000 samples x 2 channels x 1.5 bytes = 1,950,000
 bytes exactly; the cap leaves 50 kB of slack. A header is three short text lines.
 """
@@ -26,19 +27,21 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from ..data import datasets as _layout
 from ..errors import EcgCrnnError
 from .noise import KINDS
 from .resampling import edge_samples, resample_chain
 
-BASE_URL = "https://physionet.org/files/nstdb/1.0.0/"
-RECORDS = tuple(KINDS)  # bw, em, ma
-FILES = tuple(f"{record}.{ext}" for record in RECORDS for ext in ("hea", "dat"))
-FS = 360
-N_SIGNALS = 2
-N_SAMPLES = 650_000
-DAT_BYTES = N_SAMPLES * N_SIGNALS * 3 // 2  # format 212
-MAX_BYTES = {name: (2_000_000 if name.endswith(".dat") else 4_096) for name in FILES}
-SUMS_MAX_BYTES = 64 * 1024  # nstdb's SHA256SUMS.txt lists ~100 files of ~80 bytes per line
+# nstdb's layout is said once, with the other datasets' (data/datasets.py: what the noise stage downloads)
+BASE_URL, RECORDS, FILES = _layout.NSTDB_BASE_URL, _layout.NSTDB_RECORDS, _layout.NSTDB_FILES
+FS, N_SIGNALS, N_SAMPLES, DAT_BYTES = (
+    _layout.NSTDB_FS,
+    _layout.NSTDB_N_SIGNALS,
+    _layout.NSTDB_N_SAMPLES,
+    _layout.NSTDB_DAT_BYTES,
+)
+MAX_BYTES, SUMS_MAX_BYTES = _layout.NSTDB_MAX_BYTES, _layout.NSTDB_SUMS_MAX_BYTES
+assert tuple(KINDS) == RECORDS  # the noise kinds are nstdb's record names
 
 
 class NstdbNoise:
@@ -50,8 +53,9 @@ class NstdbNoise:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise EcgCrnnError(
-                f"{self.directory}: nstdb directory not found (robustness.noise_source); download nstdb "
-                f"from {BASE_URL} there, or set noise_source to null for the synthetic generators"
+                f"{self.directory}: nstdb directory not found (robustness.noise_source is set): the noise stage "
+                f"downloads it there (`dvc repro noise`, or `ecg-crnn download-noise`), e.g. from {BASE_URL}; "
+                "or set noise_source to null for the synthetic generators"
             )
         missing = [name for name in FILES if not (self.directory / name).is_file()]
         if missing:

@@ -42,7 +42,7 @@ class Condition:
 @dataclass(frozen=True)
 class RobustnessPlan:
     seed: int
-    noise_source: Path | None
+    noise_source: str | None  # where the noise stage downloaded nstdb from; None: the synthetic generators
     snr_per: str
     conditions: tuple[Condition, ...]
 
@@ -61,10 +61,12 @@ def parse_plan(section: Mapping | None = None) -> RobustnessPlan:
         raise EcgCrnnError(f"robustness.snr_per: {params['snr_per']!r} is not one of {', '.join(SCOPES)}")
     source = params["noise_source"]
     if source is not None and (not isinstance(source, str | Path) or not str(source)):
-        raise EcgCrnnError(f"robustness.noise_source: {source!r} is neither null nor a directory")
+        raise EcgCrnnError(
+            f"robustness.noise_source: {source!r} is neither null nor a source of nstdb (a URL, s3:// or a folder)"
+        )
     return RobustnessPlan(
         seed,
-        Path(source) if source is not None else None,
+        str(source) if source is not None else None,
         params["snr_per"],
         _conditions(params["corruptions"]),
     )

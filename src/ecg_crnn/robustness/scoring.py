@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..dataset import standardize
-from ..metrics import TESTED, bootstrap_figures, scored_classes, weighted_figures
+from ..metrics import TESTED, auroc_per_class, bootstrap_figures, scored_classes, weighted_figures
 from ..models import predict_proba
 from .noise import NoiseSource
 from .plan import Condition, RobustnessPlan
@@ -78,6 +78,8 @@ def score(
         condition,
         out.source,
         {k: float(point[k][0]) for k in TESTED},
-        per_class["auroc"][0],
+        # the evaluate stage's own per-class function, so that the clean condition reproduces its figures bit for
+        # bit (the weighted one with unit weights agrees only to the last bit)
+        auroc_per_class(fold.y, p),
         resampled_class["auroc"],
     )

@@ -14,6 +14,7 @@ from ..analysis.compare import analyse
 from ..analysis.results import load_models
 from ..config import Params
 from ..layout import EVALUATION, FILTERED, MODELS, REPORTS, ROBUSTNESS, SEGMENTED, rotation_dir
+from ..recipe import load_recipes, recipe_for
 from ..report.render import write_report
 from ..report.sentences import RunInfo
 
@@ -29,9 +30,13 @@ class Paths:
     drift: Path | None = REPORTS / "drift"  # linked when present
     prediction_drift: Path | None = REPORTS / "drift_predictions"
     robustness: Path | None = ROBUSTNESS  # the robustness stages' outputs, reported when present
+    recipe: Path | None = (
+        None  # recipe.yaml, what the train stages read; None: the shared default for every model
+    )
 
 
-def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
+def run_info(params: Params, filtered: Path, segmented: Path, recipe: Path | None = None) -> RunInfo:
+    recipes = load_recipes(recipe) if recipe is not None else None
     split = pd.read_csv(rotation_dir(segmented, params.segment.rotations[0]) / "split.csv")
     classes = json.loads((Path(filtered) / "classes.json").read_text())
     return RunInfo(
@@ -40,6 +45,11 @@ def run_info(params: Params, filtered: Path, segmented: Path) -> RunInfo:
         sampling_rate=params.data.sampling_rate,
         split_records=split["split"].value_counts().to_dict(),
         class_count=len(classes["classes"]),
+        recipes={
+            (arch, float(w)): recipe_for(recipes, params, arch, w)
+            for arch in params.study.architectures
+            for w in params.study.windows
+        },
     )
 
 
@@ -51,7 +61,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict:
         if len(shares) > 1
         else None
     )
-    info = run_info(params, paths.filtered, paths.segmented)
+    info = run_info(params, paths.filtered, paths.segmented, paths.recipe)
     return write_report(
         analyse(models, params, fractions),
         info,

@@ -29,6 +29,7 @@ from ..layout import (
     FILTERED,
     MODEL_FILE,
     MODELS,
+    NOISE,
     SEGMENTED,
     RunKey,
     bootstrap_file,
@@ -51,6 +52,7 @@ class Paths:
     evaluation: Path = EVALUATION
     bootstrap: Path = BOOTSTRAP
     out: Path | None = None  # default: robustness/WINDOWs/ARCH/fracF/rotR/seedS
+    noise: Path = NOISE  # the noise stage's nstdb copy, read when robustness.noise_source is set
 
 
 def load_test_fold(paths: Paths, rotation: int) -> TestFold:
@@ -76,7 +78,7 @@ def _thresholds(folder: Path, classes: list[str]) -> tuple[np.ndarray, str]:
 
 def run(params: Params, key: RunKey, paths: Paths = Paths()) -> dict:
     plan = parse_plan(params.robustness.model_dump())  # every condition checked before any work
-    noise = open_noise_source(plan.noise_source)
+    noise = open_noise_source(paths.noise if plan.noise_source is not None else None)
     model_path = model_dir(key, paths.models) / MODEL_FILE
     checkpoint = load_model_file(model_path)
     thresholds, aggregate = _thresholds(evaluation_dir(key, paths.evaluation), checkpoint["classes"])
