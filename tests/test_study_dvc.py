@@ -88,7 +88,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)[0]["data"]["metrics"]
     keys = {f: sorted(_flat(v["data"])) for f, v in shown.items()}
     assert keys["reports/study.json"] == sorted(
-        ["best.model", "best.macro_auroc"]
+        ["best.model", "best.macro_auroc", "best.primary"]
         + [f"{w}.{a}" for w in ("2.5s", "10s") for a in ("cnn", "cnn_bilstm1")]
     )
     assert keys["reports/drift.json"] == sorted(f"drift_share.fold_{f}" for f in range(1, 11))
@@ -105,6 +105,7 @@ def test_grid_through_dvc_then_experiments_and_a_clean_workspace(local_grid):
         "Experiment",
         "best.model",
         "best.macro_auroc",
+        "best.primary",
         "2.5s.cnn_bilstm1",
         "10s.cnn_bilstm1",
         "study.windows",

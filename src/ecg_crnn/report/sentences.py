@@ -309,7 +309,10 @@ def _fallback(st: StudyResult) -> bool:
 def stated(h: Hypothesis) -> str:
     i = h.interval
     what = "primary macro-AUROC" if h.figure == ENDPOINT else NAMES.get(h.figure, h.figure)
-    return f"{what} {signed(h.difference)} [{signed(i.lo)}, {signed(i.hi)}]"
+    # the interval is the usual 95% one; the verdict beside it was tested at the hypothesis' own level, which is
+    # stricter, so an interval that excludes 0 may sit next to "inconclusive": say both
+    level = f"; tested at level {h.verdict.level:.2g}" if h.verdict.level > 0 else ""
+    return f"{what} {signed(h.difference)}, 95% CI [{signed(i.lo)}, {signed(i.hi)}]{level}"
 
 
 def said(h: Hypothesis) -> str:
